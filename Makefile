@@ -1,0 +1,24 @@
+# The two commands of README.md: `make run` and `make test`.
+#
+# One cargo profile (release) for everything: rocksdb's C++ build takes ~25
+# minutes on two cores and must happen once per machine, not once per
+# profile. The target dir lives outside the clone so that later clones
+# (and CI on this machine) reuse it; a fresh machine simply builds it.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/bulkhead/target
+CARGO := cargo
+PROFILE := --release --locked
+
+.PHONY: setup run test bench
+setup:
+	@./scripts/setup.sh
+
+run: setup
+	$(CARGO) run $(PROFILE) --bin bulkhead -- serve
+
+test: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
+	$(CARGO) test $(PROFILE) --workspace
+
+bench: setup
+	$(CARGO) bench --locked --bench tenant
