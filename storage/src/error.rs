@@ -1,0 +1,43 @@
+use std::path::PathBuf;
+
+/// What can go wrong below the engine. Messages never carry tenant names:
+/// storage knows tenants only by incarnation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("rocksdb: {0}")]
+    RocksDb(#[from] rocksdb::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("the tenant's storage is gone (dropped)")]
+    Gone,
+    #[error("graph snapshot: {0}")]
+    Snapshot(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+impl StorageError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    /// fs_err's errors already carry the path in their message.
+    fn from(source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: PathBuf::new(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! A tenant's HNSW graph on disk: an hnsw_rs dump plus a small manifest that
+//! names the dump and the highest internal id it covers.
+//!
+//! A snapshot is a cache of the column family, never the truth: a missing,
+//! stale or unreadable snapshot costs a rebuild, not data. It is replaced
+//! atomically: the new dump is written and fsynced under a fresh name, then
+//! the manifest is renamed over the old one, then the old dump is removed.
+
+use std::path::PathBuf;
+
+use anndists::dist::Distance;
+use hnsw_rs::api::AnnT;
+use hnsw_rs::hnsw::Hnsw;
+use hnsw_rs::hnswio::HnswIo;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StorageError};
+use crate::layout::sync_dir;
+
+const MANIFEST: &str = "snapshot.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    basename: String,
+    /// Every point with an internal id below this is in the dump.
+    covers_below: u64,
+}
+
+/// The graph snapshots of one tenant.
+#[derive(Debug, Clone)]
+pub struct GraphSnapshot {
+    dir: PathBuf,
+}
+
+/// A graph read back from a snapshot.
+pub struct LoadedGraph<D: Distance<f32>> {
+    pub hnsw: Hnsw<'static, f32, D>,
+    /// Every point with an internal id below this is in the graph; later
+    /// ones must be replayed from the column family.
+    pub covers_below: u64,
+}
+
+impl GraphSnapshot {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        GraphSnapshot { dir }
+    }
+
+    /// Writes `hnsw` as the tenant's snapshot. The caller guarantees that no
+    /// insert runs concurrently and that every id below `covers_below` is in it.
+    /// Fails with `Gone` if the tenant's folder no longer exists (dropped).
+    pub fn save<D: Distance<f32> + Send + Sync>(
+        &self,
+        hnsw: &Hnsw<'_, f32, D>,
+        covers_below: u64,
+    ) -> Result<()> {
+        let tenant_dir = self.dir.parent().ok_or(StorageError::Gone)?;
+        if !tenant_dir.exists() {
+            return Err(StorageError::Gone);
+        }
+        fs_err::create_dir_all(&self.dir)?;
+        let previous = self.manifest().ok().flatten();
+        let wanted = format!("g{}", covers_below);
+        let basename = hnsw
+            .file_dump(&self.dir, &wanted)
+            .map_err(|e| StorageError::Snapshot(format!("dump failed: {e}")))?;
+        for ext in ["hnsw.graph", "hnsw.data"] {
+            fs_err::File::open(self.dir.join(format!("{basename}.{ext}")))?.sync_all()?;
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            basename: basename.clone(),
+            covers_below,
+        };
+        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
+        let body = serde_json::to_vec(&manifest)
+            .map_err(|e| StorageError::Snapshot(format!("manifest: {e}")))?;
+        {
+            let mut file = fs_err::File::create(&tmp)?;
+            std::io::Write::write_all(&mut file, &body)?;
+            file.sync_all()?;
+        }
+        fs_err::rename(&tmp, self.dir.join(MANIFEST))?;
+        sync_dir(&self.dir)?;
+        if let Some(old) = previous.filter(|old| old.basename != basename) {
+            for ext in ["hnsw.graph", "hnsw.data"] {
+                let _ = fs_err::remove_file(self.dir.join(format!("{}.{ext}", old.basename)));
+            }
+        }
+        Ok(())
+    }
+
+    fn manifest(&self) -> Result<Option<Manifest>> {
+        let path = self.dir.join(MANIFEST);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let body = fs_err::read(&path)?;
+        let manifest: Manifest = serde_json::from_slice(&body)
+            .map_err(|e| StorageError::Snapshot(format!("{}: {e}", path.display())))?;
+        if manifest.format != FORMAT {
+            return Err(StorageError::Snapshot(format!(
+                "unknown snapshot format {}",
+                manifest.format
+            )));
+        }
+        Ok(Some(manifest))
+    }
+
+    /// Reads the snapshot back, `None` if there is none. hnsw_rs asserts on
+    /// malformed files, so a panic while loading is reported as an error and
+    /// the caller rebuilds from the column family.
+    pub fn load<D: Distance<f32> + Send + Sync + 'static>(
+        &self,
+        dist: D,
+    ) -> Result<Option<LoadedGraph<D>>> {
+        let Some(manifest) = self.manifest()? else {
+            return Ok(None);
+        };
+        // The loaded graph borrows its loader for hnsw_rs's mmap mode. We do not
+        // mmap (points are copied into the graph), so the loader is leaked: a
+        // few hundred bytes per load buys a 'static graph without unsafe code.
+        let io: &'static HnswIo = Box::leak(Box::new(HnswIo::new(&self.dir, &manifest.basename)));
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || -> anyhow::Result<Hnsw<'static, f32, D>> { io.load_hnsw_with_dist(dist) },
+        ));
+        match loaded {
+            Ok(Ok(hnsw)) => Ok(Some(LoadedGraph {
+                hnsw,
+                covers_below: manifest.covers_below,
+            })),
+            Ok(Err(e)) => Err(StorageError::Snapshot(format!("load failed: {e}"))),
+            Err(_) => Err(StorageError::Snapshot("load failed: malformed dump".into())),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Bulkhead's storage: the only crate that names RocksDB, a file or a path.
+//!
+//! Layout of a data directory:
+//!
+//! ```text
+//! <data>/meta/                    RocksDB: tenant records, shelf records, counters
+//! <data>/shelves/<shelf>/         RocksDB: one column family `t<incarnation>` per tenant
+//! <data>/tenants/<incarnation>/   the tenant's own files (graph snapshots)
+//! ```
+//!
+//! A tenant is known on disk only by its incarnation, a number assigned at
+//! creation and never reused: its name appears in the `meta` records and
+//! nowhere else, and a dropped and recreated name is a new tenant everywhere.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod codec;
+mod error;
+mod graph_snapshot;
+mod layout;
+mod meta;
+mod shelf;
+mod storage;
+mod tenant_store;
+
+pub use codec::{decode, encode};
+pub use error::{Result, StorageError};
+pub use graph_snapshot::{GraphSnapshot, LoadedGraph};
+pub use meta::{ShelfId, TenantRecord};
+pub use storage::{Storage, StorageOptions};
+pub use tenant_store::{PointWrite, StoredPoint, TenantStore};

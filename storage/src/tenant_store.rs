@@ -1,0 +1,155 @@
+//! One tenant's column family and folder. Every method touches exactly one
+//! tenant: there is no way to name another one from a `TenantStore`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode, encode};
+use crate::error::{Result, StorageError};
+use crate::graph_snapshot::GraphSnapshot;
+use crate::layout::column_family;
+use crate::shelf::Shelf;
+
+/// A point as stored: its graph id, its vector and its payload (JSON text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPoint {
+    pub internal_id: u64,
+    pub vector: Vec<f32>,
+    pub payload: Vec<u8>,
+}
+
+/// One change of a write batch.
+#[derive(Debug, Clone)]
+pub enum PointWrite {
+    Put { id: String, point: StoredPoint },
+    Delete { id: String },
+}
+
+/// Keys of a tenant's column family.
+const POINT_PREFIX: u8 = b'p';
+const NEXT_INTERNAL_ID: &[u8] = b"n";
+
+fn point_key(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1);
+    key.push(POINT_PREFIX);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// Handle to one tenant's column family on its shelf and to its folder.
+#[derive(Clone)]
+pub struct TenantStore {
+    shelf: Arc<Shelf>,
+    incarnation: u64,
+    cf: String,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for TenantStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantStore")
+            .field("incarnation", &self.incarnation)
+            .field("shelf", &self.shelf.id)
+            .finish()
+    }
+}
+
+impl TenantStore {
+    pub(crate) fn new(shelf: Arc<Shelf>, incarnation: u64, dir: PathBuf) -> Self {
+        TenantStore {
+            shelf,
+            incarnation,
+            cf: column_family(incarnation),
+            dir,
+        }
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    fn with_cf<T>(
+        &self,
+        f: impl FnOnce(&Arc<rocksdb::BoundColumnFamily<'_>>) -> Result<T>,
+    ) -> Result<T> {
+        let cf = self
+            .shelf
+            .db
+            .cf_handle(&self.cf)
+            .ok_or(StorageError::Gone)?;
+        f(&cf)
+    }
+
+    /// Applies `writes` and records `next_internal_id` atomically. Returns
+    /// only once the batch is in the synced WAL: concurrent writers on the
+    /// shelf join one RocksDB write group and share its fsync.
+    pub fn commit(&self, writes: &[PointWrite], next_internal_id: u64) -> Result<()> {
+        self.with_cf(|cf| {
+            let mut batch = WriteBatch::default();
+            for write in writes {
+                match write {
+                    PointWrite::Put { id, point } => {
+                        batch.put_cf(cf, point_key(id), encode(point)?);
+                    }
+                    PointWrite::Delete { id } => batch.delete_cf(cf, point_key(id)),
+                }
+            }
+            batch.put_cf(cf, NEXT_INTERNAL_ID, next_internal_id.to_be_bytes());
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            self.shelf.db.write_opt(batch, &sync)?;
+            Ok(())
+        })
+    }
+
+    /// The smallest internal id never handed out (0 for a new tenant).
+    pub fn next_internal_id(&self) -> Result<u64> {
+        self.with_cf(
+            |cf| match self.shelf.db.get_pinned_cf(cf, NEXT_INTERNAL_ID)? {
+                None => Ok(0),
+                Some(v) => {
+                    let raw: [u8; 8] = v[..].try_into().map_err(|_| {
+                        StorageError::Corrupt("next internal id is not 8 bytes".into())
+                    })?;
+                    Ok(u64::from_be_bytes(raw))
+                }
+            },
+        )
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<StoredPoint>> {
+        self.with_cf(|cf| match self.shelf.db.get_pinned_cf(cf, point_key(id))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(decode(&v)?)),
+        })
+    }
+
+    /// Calls `f` for every stored point, in id order.
+    pub fn for_each_point(&self, mut f: impl FnMut(String, StoredPoint)) -> Result<()> {
+        self.with_cf(|cf| {
+            let start = [POINT_PREFIX];
+            let iter = self
+                .shelf
+                .db
+                .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward));
+            for item in iter {
+                let (key, value) = item?;
+                let Some((&POINT_PREFIX, id)) = key.split_first() else {
+                    break;
+                };
+                let id = String::from_utf8(id.to_vec())
+                    .map_err(|_| StorageError::Corrupt("point id is not UTF-8".into()))?;
+                f(id, decode(&value)?);
+            }
+            Ok(())
+        })
+    }
+
+    /// The tenant's graph snapshots, in its own folder.
+    pub fn graph_snapshot(&self) -> GraphSnapshot {
+        GraphSnapshot::new(self.dir.join("graph"))
+    }
+}
