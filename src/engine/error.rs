@@ -1,0 +1,37 @@
+use bulkhead_storage::StorageError;
+
+/// Every error the engine returns. Messages name the caller's own input and
+/// never another tenant: a missing tenant is `TenantNotFound` with no name.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The request is malformed; the message says what to fix.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// One point of a batch is bad; nothing of the batch was applied.
+    #[error("point {index}: {reason}; nothing in this batch was written")]
+    InvalidPoint { index: usize, reason: String },
+    #[error("tenant not found")]
+    TenantNotFound,
+    #[error("a tenant with this name already exists")]
+    TenantExists,
+    #[error("the scroll cursor is not valid for this tenant; start again without a cursor")]
+    InvalidCursor,
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+impl EngineError {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        EngineError::InvalidArgument(message.into())
+    }
+
+    pub(crate) fn point(index: usize, reason: impl Into<String>) -> Self {
+        EngineError::InvalidPoint {
+            index,
+            reason: reason.into(),
+        }
+    }
+}

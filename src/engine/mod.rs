@@ -1,0 +1,28 @@
+//! The engine: every tenant a physical partition, reached only through the
+//! [`Registry`]. It knows nothing of gRPC and never touches RocksDB directly;
+//! no function here takes two tenants or returns data of more than one.
+
+mod config;
+mod cursor;
+mod error;
+mod filter;
+mod graph;
+mod metric;
+mod name;
+mod point;
+mod registry;
+mod spec;
+mod table;
+mod tenant;
+
+pub use config::EngineConfig;
+pub use error::{EngineError, Result};
+pub use filter::{Condition, Filter, MatchValue, Range};
+pub use metric::Metric;
+pub use name::{TenantName, TrustClass};
+pub use point::{
+    MAX_BATCH_POINTS, MAX_ID_BYTES, MAX_PAYLOAD_BYTES, Payload, Point, PointInput, ScoredPoint,
+};
+pub use registry::{Registry, TenantInfo};
+pub use spec::{IndexParams, TenantSpec};
+pub use tenant::{MAX_K, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest, Tenant};

@@ -1,0 +1,158 @@
+//! The registry: tenant name -> tenant. The only way to reach a tenant's
+//! data is [`Registry::tenant`], and every data operation is a method on the
+//! handle it returns.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bulkhead_storage::{Storage, TenantRecord};
+use parking_lot::{Mutex, RwLock};
+
+use super::config::EngineConfig;
+use super::error::{EngineError, Result};
+use super::name::TenantName;
+use super::spec::TenantSpec;
+use super::tenant::Tenant;
+
+/// What the admin plane sees of a tenant (list and describe).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantInfo {
+    pub name: String,
+    pub spec: TenantSpec,
+    pub points: usize,
+    /// Graph nodes including tombstones not yet rebuilt away.
+    pub graph_nodes: usize,
+    pub created_unix_ms: u64,
+}
+
+pub struct Registry {
+    storage: Storage,
+    config: Arc<EngineConfig>,
+    tenants: RwLock<HashMap<TenantName, Arc<Tenant>>>,
+    /// Serializes create and drop, so a name is never half created.
+    lifecycle: Mutex<()>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("tenants", &self.tenants.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn spec_of(record: &TenantRecord) -> Result<TenantSpec> {
+    Ok(bulkhead_storage::decode(&record.settings)?)
+}
+
+impl Registry {
+    /// Opens the registry under `data_dir`, loading every tenant.
+    pub fn open(data_dir: &Path, config: EngineConfig) -> Result<Registry> {
+        let storage = Storage::open(data_dir, config.storage.clone())?;
+        let config = Arc::new(config);
+        let mut tenants = HashMap::new();
+        for record in storage.tenants()? {
+            let name = TenantName::parse(&record.name)?;
+            let spec = spec_of(&record)?;
+            let store = storage.open_tenant(&record)?;
+            let tenant = Tenant::open(name.clone(), record, spec, store, Arc::clone(&config))?;
+            tenants.insert(name, tenant);
+        }
+        tracing::info!(
+            tenants = tenants.len(),
+            shelves = storage.shelf_count(),
+            "registry open"
+        );
+        Ok(Registry {
+            storage,
+            config,
+            tenants: RwLock::new(tenants),
+            lifecycle: Mutex::new(()),
+        })
+    }
+
+    pub fn create_tenant(&self, name: &str, spec: TenantSpec) -> Result<Arc<Tenant>> {
+        let name = TenantName::parse(name)?;
+        spec.validate()?;
+        let _lifecycle = self.lifecycle.lock();
+        if self.tenants.read().contains_key(&name) {
+            return Err(EngineError::TenantExists);
+        }
+        let settings = bulkhead_storage::encode(&spec)?;
+        let (record, store) = self
+            .storage
+            .create_tenant(name.as_str(), spec.trust_class.as_str(), settings)?
+            .ok_or(EngineError::TenantExists)?;
+        let tenant = Tenant::open(name.clone(), record, spec, store, Arc::clone(&self.config))?;
+        self.tenants
+            .write()
+            .insert(name.clone(), Arc::clone(&tenant));
+        tracing::info!(tenant = %name, "tenant created");
+        Ok(tenant)
+    }
+
+    /// The handle of one tenant. A name that breaks the naming rule is an
+    /// invalid argument; a valid name with no tenant is `TenantNotFound`.
+    pub fn tenant(&self, name: &str) -> Result<Arc<Tenant>> {
+        let name = TenantName::parse(name)?;
+        self.tenants
+            .read()
+            .get(&name)
+            .cloned()
+            .ok_or(EngineError::TenantNotFound)
+    }
+
+    /// Drops a tenant: its column family, files and memory are gone when this
+    /// returns, and a later tenant of the same name shares nothing with it.
+    pub fn drop_tenant(&self, name: &str) -> Result<()> {
+        let name = TenantName::parse(name)?;
+        let _lifecycle = self.lifecycle.lock();
+        let tenant = self
+            .tenants
+            .write()
+            .remove(&name)
+            .ok_or(EngineError::TenantNotFound)?;
+        tenant.drop_with(|| Ok(self.storage.drop_tenant(tenant.record())?))?;
+        tracing::info!(tenant = %name, "tenant dropped");
+        Ok(())
+    }
+
+    /// Every tenant, by name. For the admin plane only.
+    pub fn list_tenants(&self) -> Vec<TenantInfo> {
+        let mut infos: Vec<TenantInfo> = self.tenants.read().values().map(|t| info(t)).collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        infos
+    }
+
+    /// One tenant's shape and size. For the admin plane only.
+    pub fn describe_tenant(&self, name: &str) -> Result<TenantInfo> {
+        let tenant = self.tenant(name)?;
+        Ok(info(&tenant))
+    }
+
+    /// Compacts all storage, so deleted bytes leave the files.
+    pub fn compact(&self) -> Result<()> {
+        Ok(self.storage.compact()?)
+    }
+
+    /// Waits for background work, snapshots changed graphs and flushes
+    /// storage. The registry stays usable; call it before exit.
+    pub fn close(&self) -> Result<()> {
+        let tenants: Vec<Arc<Tenant>> = self.tenants.read().values().cloned().collect();
+        for tenant in tenants {
+            tenant.close()?;
+        }
+        Ok(self.storage.flush()?)
+    }
+}
+
+fn info(tenant: &Tenant) -> TenantInfo {
+    TenantInfo {
+        name: tenant.name().to_string(),
+        spec: tenant.spec().clone(),
+        points: tenant.count(None).unwrap_or(0),
+        graph_nodes: tenant.graph_nodes(),
+        created_unix_ms: tenant.record().created_unix_ms,
+    }
+}

@@ -1,0 +1,78 @@
+//! The live points of one tenant, in memory: by external id (ordered, for
+//! scroll) and by internal id (the graph's node ids). A graph node whose
+//! internal id is not here is a tombstone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::point::Payload;
+
+#[derive(Debug, Clone)]
+pub(crate) struct LivePoint {
+    pub(crate) id: Arc<str>,
+    pub(crate) vector: Arc<[f32]>,
+    pub(crate) payload: Arc<Payload>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PointTable {
+    by_id: BTreeMap<Arc<str>, u64>,
+    by_internal: HashMap<u64, LivePoint>,
+}
+
+impl PointTable {
+    pub(crate) fn len(&self) -> usize {
+        self.by_internal.len()
+    }
+
+    pub(crate) fn internal_id(&self, id: &str) -> Option<u64> {
+        self.by_id.get(id).copied()
+    }
+
+    pub(crate) fn get(&self, internal: u64) -> Option<&LivePoint> {
+        self.by_internal.get(&internal)
+    }
+
+    pub(crate) fn contains(&self, internal: u64) -> bool {
+        self.by_internal.contains_key(&internal)
+    }
+
+    pub(crate) fn by_id(&self, id: &str) -> Option<&LivePoint> {
+        self.get(self.internal_id(id)?)
+    }
+
+    /// Inserts or replaces a point; returns the internal id it replaced.
+    pub(crate) fn insert(&mut self, internal: u64, point: LivePoint) -> Option<u64> {
+        let old = self.by_id.insert(Arc::clone(&point.id), internal);
+        if let Some(old) = old {
+            self.by_internal.remove(&old);
+        }
+        self.by_internal.insert(internal, point);
+        old
+    }
+
+    pub(crate) fn remove(&mut self, id: &str) -> Option<u64> {
+        let internal = self.by_id.remove(id)?;
+        self.by_internal.remove(&internal);
+        Some(internal)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &LivePoint)> {
+        self.by_internal.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// Points in id order, strictly after `after` when given.
+    pub(crate) fn iter_from<'a>(
+        &'a self,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a LivePoint> + 'a {
+        use std::ops::Bound;
+        let start: Bound<&str> = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        self.by_id
+            .range::<str, _>((start, Bound::Unbounded))
+            .filter_map(|(_, internal)| self.by_internal.get(internal))
+    }
+}

@@ -1,0 +1,634 @@
+//! A tenant: one HNSW graph, one column family, one folder. A `Tenant` is
+//! reached only through the [`Registry`](super::Registry), and every method
+//! reads or writes this tenant alone.
+//!
+//! Writes of one tenant are serialized by its writer lock: a batch is made
+//! durable in the column family first, then inserted into the graph, then
+//! made visible in the point table. Searches never take the writer lock.
+
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+
+use bulkhead_storage::{PointWrite, StoredPoint, TenantRecord, TenantStore};
+use parking_lot::{Mutex, RwLock};
+
+use super::config::EngineConfig;
+use super::cursor;
+use super::error::{EngineError, Result};
+use super::filter::Filter;
+use super::graph::Graph;
+use super::metric::{Metric, MetricDistance};
+use super::name::TenantName;
+use super::point::{
+    Payload, Point, PointInput, ScoredPoint, check_id, check_vector, validate_batch,
+};
+use super::spec::TenantSpec;
+use super::table::{LivePoint, PointTable};
+
+pub const MAX_K: usize = 1_024;
+pub const MAX_EF: usize = 8_192;
+pub const DEFAULT_EF: usize = 64;
+pub const MAX_SCROLL_LIMIT: usize = 1_000;
+pub const MAX_IDS_PER_REQUEST: usize = 10_000;
+
+/// A nearest-neighbour query.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub vector: Vec<f32>,
+    /// Results wanted: 1..=1024.
+    pub k: usize,
+    /// Candidate list size of the graph search (default 64; raised to k).
+    pub ef: Option<usize>,
+    pub filter: Option<Filter>,
+    pub with_payload: bool,
+    pub with_vector: bool,
+}
+
+impl SearchRequest {
+    pub fn new(vector: Vec<f32>, k: usize) -> Self {
+        SearchRequest {
+            vector,
+            k,
+            ef: None,
+            filter: None,
+            with_payload: false,
+            with_vector: false,
+        }
+    }
+}
+
+/// One page of a scroll; pass `next_cursor` back for the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrollPage {
+    pub points: Vec<Point>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug)]
+struct WriterState {
+    /// The next internal id to hand out; ids are never reused.
+    next_internal: u64,
+    /// Points inserted into the graph since the last snapshot.
+    since_snapshot: u64,
+}
+
+pub struct Tenant {
+    name: TenantName,
+    record: TenantRecord,
+    spec: TenantSpec,
+    config: Arc<EngineConfig>,
+    store: TenantStore,
+    table: RwLock<PointTable>,
+    graph: RwLock<Arc<Graph>>,
+    writer: Mutex<WriterState>,
+    dropped: AtomicBool,
+    maintaining: AtomicBool,
+    maintenance: Mutex<Option<JoinHandle<()>>>,
+    this: Weak<Tenant>,
+}
+
+impl std::fmt::Debug for Tenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenant")
+            .field("name", &self.name)
+            .field("incarnation", &self.record.incarnation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An exact-scan candidate, ordered by distance then id (a max-heap keeps
+/// the current worst on top).
+#[derive(Debug, PartialEq)]
+struct Candidate(f32, u64);
+
+impl Eq for Candidate {}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// The k closest of `points` to `query`, closest first.
+fn exact_top_k<'a>(
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    points: impl Iterator<Item = (u64, &'a [f32])>,
+) -> Vec<(u64, f32)> {
+    let mut heap = BinaryHeap::with_capacity(k + 1);
+    for (id, vector) in points {
+        let d = metric.graph_distance(query, vector);
+        if heap.len() < k {
+            heap.push(Candidate(d, id));
+        } else if heap.peek().is_some_and(|worst| Candidate(d, id) < *worst) {
+            heap.pop();
+            heap.push(Candidate(d, id));
+        }
+    }
+    heap.into_sorted_vec()
+        .into_iter()
+        .map(|Candidate(d, id)| (id, d))
+        .collect()
+}
+
+fn parse_payload(bytes: &[u8]) -> Result<Payload> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        EngineError::Storage(bulkhead_storage::StorageError::Corrupt(format!(
+            "stored payload is not a JSON object: {e}"
+        )))
+    })
+}
+
+fn check_ids(ids: &[String]) -> Result<()> {
+    if ids.len() > MAX_IDS_PER_REQUEST {
+        return Err(EngineError::invalid(format!(
+            "{} ids in one request, the limit is {MAX_IDS_PER_REQUEST}",
+            ids.len()
+        )));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        check_id(id).map_err(|r| EngineError::invalid(format!("ids[{i}]: {r}")))?;
+    }
+    Ok(())
+}
+
+impl Tenant {
+    /// Opens a tenant: its points from the column family, its graph from the
+    /// latest snapshot plus the points written after it (or, without a usable
+    /// snapshot, rebuilt from the column family).
+    pub(crate) fn open(
+        name: TenantName,
+        record: TenantRecord,
+        spec: TenantSpec,
+        store: TenantStore,
+        config: Arc<EngineConfig>,
+    ) -> Result<Arc<Tenant>> {
+        let next_internal = store.next_internal_id()?;
+        let mut table = PointTable::default();
+        let mut bad_payload = None;
+        store.for_each_point(|id, stored| match parse_payload(&stored.payload) {
+            Ok(payload) => {
+                table.insert(
+                    stored.internal_id,
+                    LivePoint {
+                        id: id.into(),
+                        vector: stored.vector.into(),
+                        payload: Arc::new(payload),
+                    },
+                );
+            }
+            Err(e) => bad_payload = Some(e),
+        })?;
+        if let Some(e) = bad_payload {
+            return Err(e);
+        }
+        let (graph, covers_below) = match store.graph_snapshot().load(MetricDistance(spec.metric)) {
+            Ok(Some(loaded)) => (Graph::from_hnsw(loaded.hnsw), loaded.covers_below),
+            Ok(None) => (Graph::new(&spec, table.len()), 0),
+            Err(e) => {
+                tracing::warn!(tenant = %name, error = %e, "graph snapshot unusable, rebuilding from storage");
+                (Graph::new(&spec, table.len()), 0)
+            }
+        };
+        let replay: Vec<(u64, &[f32])> = table
+            .iter()
+            .filter(|(internal, _)| *internal >= covers_below)
+            .map(|(internal, p)| (internal, &p.vector[..]))
+            .collect();
+        let replayed = replay.len() as u64;
+        graph.insert(&replay);
+        drop(replay);
+        tracing::debug!(tenant = %name, points = table.len(), replayed, "tenant opened");
+        Ok(Arc::new_cyclic(|this| Tenant {
+            name,
+            record,
+            spec,
+            config,
+            store,
+            table: RwLock::new(table),
+            graph: RwLock::new(Arc::new(graph)),
+            writer: Mutex::new(WriterState {
+                next_internal,
+                since_snapshot: replayed,
+            }),
+            dropped: AtomicBool::new(false),
+            maintaining: AtomicBool::new(false),
+            maintenance: Mutex::new(None),
+            this: this.clone(),
+        }))
+    }
+
+    pub fn name(&self) -> &TenantName {
+        &self.name
+    }
+
+    pub fn spec(&self) -> &TenantSpec {
+        &self.spec
+    }
+
+    pub(crate) fn record(&self) -> &TenantRecord {
+        &self.record
+    }
+
+    /// Nodes in the graph, tombstones included.
+    pub(crate) fn graph_nodes(&self) -> usize {
+        self.graph.read().len()
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(EngineError::TenantNotFound);
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces points. The batch is applied whole or not at all;
+    /// it is durable when this returns.
+    pub fn upsert(&self, points: &[PointInput]) -> Result<()> {
+        self.check_alive()?;
+        let payload_bytes = validate_batch(&self.spec, points)?;
+        let mut writer = self.writer.lock();
+        self.check_alive()?;
+        let first = writer.next_internal;
+        let writes: Vec<PointWrite> = points
+            .iter()
+            .zip(payload_bytes)
+            .enumerate()
+            .map(|(i, (p, payload))| PointWrite::Put {
+                id: p.id.clone(),
+                point: StoredPoint {
+                    internal_id: first + i as u64,
+                    vector: p.vector.clone(),
+                    payload,
+                },
+            })
+            .collect();
+        let next = first + points.len() as u64;
+        self.store.commit(&writes, next)?;
+        writer.next_internal = next;
+        let live: Vec<(u64, LivePoint)> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let point = LivePoint {
+                    id: p.id.as_str().into(),
+                    vector: p.vector.as_slice().into(),
+                    payload: Arc::new(p.payload.clone()),
+                };
+                (first + i as u64, point)
+            })
+            .collect();
+        let nodes: Vec<(u64, &[f32])> = live.iter().map(|(i, p)| (*i, &p.vector[..])).collect();
+        let graph = Arc::clone(&self.graph.read());
+        graph.insert(&nodes);
+        drop(nodes);
+        {
+            let mut table = self.table.write();
+            for (internal, point) in live {
+                table.insert(internal, point);
+            }
+        }
+        writer.since_snapshot += points.len() as u64;
+        let snapshot_due = writer.since_snapshot >= self.config.snapshot_every_points;
+        drop(writer);
+        self.maybe_maintain(snapshot_due);
+        Ok(())
+    }
+
+    /// Deletes points by id; returns how many existed.
+    pub fn delete(&self, ids: &[String]) -> Result<usize> {
+        self.check_alive()?;
+        check_ids(ids)?;
+        let writer = self.writer.lock();
+        self.check_alive()?;
+        let existing: Vec<String> = {
+            let table = self.table.read();
+            let mut seen = HashSet::new();
+            ids.iter()
+                .filter(|id| table.internal_id(id).is_some() && seen.insert(id.as_str()))
+                .cloned()
+                .collect()
+        };
+        self.delete_locked(&writer, existing)
+    }
+
+    /// Deletes every point that matches `filter`; returns how many.
+    pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
+        self.check_alive()?;
+        let writer = self.writer.lock();
+        self.check_alive()?;
+        let matching: Vec<String> = self
+            .table
+            .read()
+            .iter()
+            .filter(|(_, p)| filter.matches(&p.payload))
+            .map(|(_, p)| p.id.to_string())
+            .collect();
+        self.delete_locked(&writer, matching)
+    }
+
+    fn delete_locked(&self, writer: &WriterState, ids: Vec<String>) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let writes: Vec<PointWrite> = ids
+            .iter()
+            .map(|id| PointWrite::Delete { id: id.clone() })
+            .collect();
+        self.store.commit(&writes, writer.next_internal)?;
+        let mut table = self.table.write();
+        for id in &ids {
+            table.remove(id);
+        }
+        drop(table);
+        self.maybe_maintain(false);
+        Ok(ids.len())
+    }
+
+    /// The points with these ids, in request order; missing ids are skipped.
+    pub fn get(&self, ids: &[String], with_payload: bool, with_vector: bool) -> Result<Vec<Point>> {
+        self.check_alive()?;
+        check_ids(ids)?;
+        let table = self.table.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| table.by_id(id))
+            .map(|p| to_point(p, with_payload, with_vector))
+            .collect())
+    }
+
+    /// Number of points, or of points matching `filter`.
+    pub fn count(&self, filter: Option<&Filter>) -> Result<usize> {
+        self.check_alive()?;
+        let table = self.table.read();
+        Ok(match filter {
+            None => table.len(),
+            Some(f) => table.iter().filter(|(_, p)| f.matches(&p.payload)).count(),
+        })
+    }
+
+    /// Points in id order, `limit` at a time.
+    pub fn scroll(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        filter: Option<&Filter>,
+        with_payload: bool,
+        with_vector: bool,
+    ) -> Result<ScrollPage> {
+        self.check_alive()?;
+        if !(1..=MAX_SCROLL_LIMIT).contains(&limit) {
+            return Err(EngineError::invalid(format!(
+                "limit must be between 1 and {MAX_SCROLL_LIMIT}, got {limit}"
+            )));
+        }
+        let after = cursor
+            .map(|c| cursor::decode(self.record.incarnation, c))
+            .transpose()?;
+        let table = self.table.read();
+        let mut page: Vec<&LivePoint> = table
+            .iter_from(after.as_deref())
+            .filter(|p| filter.is_none_or(|f| f.matches(&p.payload)))
+            .take(limit + 1)
+            .collect();
+        let next_cursor = if page.len() > limit {
+            page.pop();
+            page.last()
+                .map(|p| cursor::encode(self.record.incarnation, &p.id))
+        } else {
+            None
+        };
+        Ok(ScrollPage {
+            points: page
+                .into_iter()
+                .map(|p| to_point(p, with_payload, with_vector))
+                .collect(),
+            next_cursor,
+        })
+    }
+
+    /// The k nearest points to the query vector, among those matching the
+    /// filter. Never returns fewer than min(k, number of matching points).
+    pub fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        self.check_alive()?;
+        check_vector(&self.spec, &request.vector)
+            .map_err(|r| EngineError::invalid(format!("query {r}")))?;
+        let k = request.k;
+        if !(1..=MAX_K).contains(&k) {
+            return Err(EngineError::invalid(format!(
+                "k must be between 1 and {MAX_K}, got {k}"
+            )));
+        }
+        let ef = request.ef.unwrap_or(DEFAULT_EF).max(k);
+        if ef > MAX_EF {
+            return Err(EngineError::invalid(format!(
+                "ef must be at most {MAX_EF}, got {ef}"
+            )));
+        }
+        let graph = self.graph.read().clone();
+        let table = self.table.read();
+        let metric = self.spec.metric;
+        let query = &request.vector[..];
+        let scan = |ids: &mut dyn Iterator<Item = u64>| {
+            exact_top_k(
+                metric,
+                query,
+                k,
+                ids.filter_map(|i| table.get(i).map(|p| (i, &p.vector[..]))),
+            )
+        };
+        let hits = match &request.filter {
+            Some(filter) => {
+                let matching: Vec<u64> = table
+                    .iter()
+                    .filter(|(_, p)| filter.matches(&p.payload))
+                    .map(|(i, _)| i)
+                    .collect();
+                if matching.len() <= self.full_scan_limit(table.len()) {
+                    scan(&mut matching.iter().copied())
+                } else {
+                    let allowed: HashSet<u64> = matching.iter().copied().collect();
+                    let keep = |id: u64| allowed.contains(&id);
+                    let found = graph.search(query, k, ef, Some(&keep));
+                    if found.len() < k.min(matching.len()) {
+                        scan(&mut matching.iter().copied())
+                    } else {
+                        found
+                    }
+                }
+            }
+            None if table.len() <= self.config.full_scan_points => {
+                scan(&mut table.iter().map(|(i, _)| i))
+            }
+            None => {
+                // Nodes not in the table are tombstones (or inserts whose
+                // batch is not visible yet): skip them inside the traversal.
+                let keep = |id: u64| table.contains(id);
+                let tombstones = graph.len() > table.len();
+                let found: Vec<(u64, f32)> = graph
+                    .search(query, k, ef, if tombstones { Some(&keep) } else { None })
+                    .into_iter()
+                    .filter(|(id, _)| table.contains(*id))
+                    .collect();
+                if found.len() < k.min(table.len()) {
+                    scan(&mut table.iter().map(|(i, _)| i))
+                } else {
+                    found
+                }
+            }
+        };
+        Ok(hits
+            .into_iter()
+            .filter_map(|(internal, _)| table.get(internal))
+            .map(|p| ScoredPoint {
+                id: p.id.to_string(),
+                score: metric.score(query, &p.vector),
+                payload: request.with_payload.then(|| (*p.payload).clone()),
+                vector: request.with_vector.then(|| p.vector.to_vec()),
+            })
+            .collect())
+    }
+
+    fn full_scan_limit(&self, points: usize) -> usize {
+        let by_fraction = (points as f64 * self.config.full_scan_fraction) as usize;
+        self.config.full_scan_points.max(by_fraction)
+    }
+
+    fn needs_rebuild(&self) -> bool {
+        let nodes = self.graph.read().len();
+        let dead = nodes.saturating_sub(self.table.read().len());
+        dead >= self.config.rebuild_min_dead
+            && dead as f64 >= nodes as f64 * self.config.rebuild_dead_fraction
+    }
+
+    /// Starts a background rebuild or snapshot when one is due and none runs.
+    fn maybe_maintain(&self, snapshot_due: bool) {
+        if !(snapshot_due || self.needs_rebuild()) || self.maintaining.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Some(this) = self.this.upgrade() else {
+            self.maintaining.store(false, Ordering::Release);
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("bulkhead-maintain".into())
+            .spawn(move || {
+                if let Err(e) = this.maintain() {
+                    tracing::warn!(tenant = %this.name, error = %e, "background maintenance failed");
+                }
+                this.maintaining.store(false, Ordering::Release);
+            });
+        match spawned {
+            Ok(handle) => *self.maintenance.lock() = Some(handle),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start background maintenance");
+                self.maintaining.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    fn maintain(&self) -> Result<()> {
+        if self.needs_rebuild() {
+            self.rebuild()
+        } else {
+            let mut writer = self.writer.lock();
+            self.save_snapshot(&mut writer)
+        }
+    }
+
+    /// Builds a graph of the live points without blocking reads or writes,
+    /// then swaps it in under the writer lock, adding the points written
+    /// meanwhile, and snapshots it.
+    pub(crate) fn rebuild(&self) -> Result<()> {
+        let (covers_below, live) = {
+            let writer = self.writer.lock();
+            let table = self.table.read();
+            let live: Vec<(u64, Arc<[f32]>)> = table
+                .iter()
+                .map(|(i, p)| (i, Arc::clone(&p.vector)))
+                .collect();
+            (writer.next_internal, live)
+        };
+        self.check_alive()?;
+        let graph = Graph::new(&self.spec, live.len());
+        let nodes: Vec<(u64, &[f32])> = live.iter().map(|(i, v)| (*i, &v[..])).collect();
+        graph.insert(&nodes);
+        drop(nodes);
+        drop(live);
+        let mut writer = self.writer.lock();
+        self.check_alive()?;
+        {
+            let table = self.table.read();
+            let newer: Vec<(u64, &[f32])> = table
+                .iter()
+                .filter(|(i, _)| *i >= covers_below)
+                .map(|(i, p)| (i, &p.vector[..]))
+                .collect();
+            graph.insert(&newer);
+        }
+        let dead_before = self.graph.read().len();
+        *self.graph.write() = Arc::new(graph);
+        tracing::info!(tenant = %self.name, nodes_before = dead_before, nodes = self.graph.read().len(), "graph rebuilt");
+        self.save_snapshot(&mut writer)
+    }
+
+    /// Writes the current graph as the tenant's snapshot. Holding the writer
+    /// lock guarantees no insert runs while hnsw_rs dumps.
+    fn save_snapshot(&self, writer: &mut WriterState) -> Result<()> {
+        self.check_alive()?;
+        let graph = self.graph.read().clone();
+        self.store
+            .graph_snapshot()
+            .save(graph.hnsw(), writer.next_internal)?;
+        writer.since_snapshot = 0;
+        Ok(())
+    }
+
+    /// Waits for background work, then snapshots the graph if it changed.
+    pub(crate) fn close(&self) -> Result<()> {
+        if let Some(handle) = self.maintenance.lock().take() {
+            let _ = handle.join();
+        }
+        let mut writer = self.writer.lock();
+        if writer.since_snapshot > 0 && !self.dropped.load(Ordering::Acquire) {
+            self.save_snapshot(&mut writer)?;
+        }
+        Ok(())
+    }
+
+    /// Marks the tenant dropped and runs `erase` with the writer lock held,
+    /// so no write or snapshot of this tenant can run during or after it.
+    pub(crate) fn drop_with(&self, erase: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.dropped.store(true, Ordering::Release);
+        let _writer = self.writer.lock();
+        erase()?;
+        *self.table.write() = PointTable::default();
+        *self.graph.write() = Arc::new(Graph::new(&self.spec, 0));
+        Ok(())
+    }
+
+    /// Waits for a running background rebuild or snapshot (tests, shutdown).
+    pub fn wait_for_maintenance(&self) {
+        if let Some(handle) = self.maintenance.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn to_point(p: &LivePoint, with_payload: bool, with_vector: bool) -> Point {
+    Point {
+        id: p.id.to_string(),
+        payload: with_payload.then(|| (*p.payload).clone()),
+        vector: with_vector.then(|| p.vector.to_vec()),
+    }
+}

@@ -1,0 +1,21 @@
+//! Bulkhead: a physically partitioned multi-tenant vector database.
+//!
+//! Data flows one way: wire -> guard -> [`engine`] -> storage
+//! (`bulkhead-storage`). See ARCHITECTURE.md.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config;
+pub mod engine;
+pub mod server;
+
+/// Generated wire types (proto/bulkhead/v1).
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("bulkhead.v1");
+}
+
+/// README.md's code compiles (`cargo test` runs it as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

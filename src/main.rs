@@ -1,0 +1,70 @@
+use std::sync::Arc;
+
+use bulkhead::config::ServeConfig;
+use bulkhead::engine::{EngineConfig, Registry};
+use clap::{Parser, Subcommand};
+
+/// Bulkhead: a physically partitioned multi-tenant vector database.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeConfig),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(config) => serve(config),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let data_dir = config.data_dir.clone();
+        let registry =
+            tokio::task::spawn_blocking(move || Registry::open(&data_dir, EngineConfig::default()))
+                .await??;
+        tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        bulkhead::server::run(Arc::new(registry), listener, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
