@@ -1,0 +1,53 @@
+use bulkhead::engine::{EngineConfig, Metric, PointInput, Registry, TenantSpec};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+/// A config that exercises the graph, rebuilds and snapshots on small data.
+pub fn small_config() -> EngineConfig {
+    EngineConfig {
+        rebuild_min_dead: 20,
+        rebuild_dead_fraction: 0.2,
+        snapshot_every_points: 200,
+        full_scan_points: 0,
+        full_scan_fraction: 0.0,
+        ..EngineConfig::default()
+    }
+}
+
+pub fn open(dir: &std::path::Path) -> Registry {
+    Registry::open(dir, small_config()).expect("open registry")
+}
+
+pub fn spec(dim: u32, metric: Metric) -> TenantSpec {
+    TenantSpec::new(dim, metric)
+}
+
+pub fn random_vector(rng: &mut StdRng, dim: usize) -> Vec<f32> {
+    (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// `n` seeded points `{prefix}{i}` with payload {"i": i, "bucket": i % 100}.
+pub fn points(seed: u64, prefix: &str, n: usize, dim: usize) -> Vec<PointInput> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            PointInput::new(format!("{prefix}{i}"), random_vector(&mut rng, dim))
+                .with_payload(json!({"i": i, "bucket": i % 100, "tag": format!("t{}", i % 7)}))
+        })
+        .collect()
+}
+
+/// Exact top-k ids by brute force.
+pub fn brute_force(metric: Metric, query: &[f32], pts: &[&PointInput], k: usize) -> Vec<String> {
+    let mut scored: Vec<(f32, &str)> = pts
+        .iter()
+        .map(|p| (metric.graph_distance(query, &p.vector), p.id.as_str()))
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+    scored
+        .into_iter()
+        .take(k)
+        .map(|(_, id)| id.to_string())
+        .collect()
+}

@@ -1,0 +1,125 @@
+//! A child process upserts and deletes in a loop and prints each
+//! acknowledgement; the parent kills it with SIGKILL at a random moment and
+//! checks after reopening that every acknowledged operation is there.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use bulkhead::engine::{Metric, PointInput, Registry};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::common::{random_vector, small_config, spec};
+
+const CHILD_ENV: &str = "BULKHEAD_CRASH_CHILD_DIR";
+const START_ENV: &str = "BULKHEAD_CRASH_CHILD_START";
+
+fn batch_ids(batch: u64) -> Vec<String> {
+    (0..5).map(|j| format!("b{batch}-{j}")).collect()
+}
+
+/// The child: runs only when the parent sets its environment.
+#[test]
+#[ignore = "run by invariant_6_acknowledged_writes_survive_sigkill"]
+fn crash_child_writer() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let start: u64 = std::env::var(START_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let reg = Registry::open(std::path::Path::new(&dir), small_config()).unwrap();
+    let t = match reg.tenant("crashy") {
+        Ok(t) => t,
+        Err(_) => reg
+            .create_tenant("crashy", spec(16, Metric::Cosine))
+            .unwrap(),
+    };
+    let mut rng = StdRng::seed_from_u64(start);
+    for batch in start.. {
+        let points: Vec<PointInput> = batch_ids(batch)
+            .into_iter()
+            .map(|id| PointInput::new(id, random_vector(&mut rng, 16)))
+            .collect();
+        t.upsert(&points).unwrap();
+        println!("ACK upsert {batch}");
+        if batch % 3 == 2 {
+            t.delete(&batch_ids(batch - 1)).unwrap();
+            println!("ACK delete {}", batch - 1);
+        }
+    }
+}
+
+#[test]
+fn invariant_6_acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut upserted = Vec::new();
+    let mut deleted = Vec::new();
+    let mut next_start = 0u64;
+    for round in 0..3 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "crash::crash_child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, dir.path())
+            .env(START_ENV, next_start.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let kill_after = rng.random_range(10..80);
+        let mut acks = 0;
+        let reader = BufReader::new(child.stdout.take().unwrap());
+        for line in reader.lines() {
+            let line = line.unwrap();
+            let mut parts = line.split_whitespace();
+            match (
+                parts.next(),
+                parts.next(),
+                parts.next().and_then(|b| b.parse::<u64>().ok()),
+            ) {
+                (Some("ACK"), Some("upsert"), Some(b)) => upserted.push(b),
+                (Some("ACK"), Some("delete"), Some(b)) => deleted.push(b),
+                _ => continue,
+            }
+            acks += 1;
+            if acks == kill_after {
+                child.kill().unwrap(); // SIGKILL
+                break;
+            }
+        }
+        child.wait().unwrap();
+        assert!(
+            acks >= kill_after,
+            "round {round}: the child stopped early after {acks} acks"
+        );
+        next_start = upserted.iter().max().map_or(0, |m| m + 10);
+
+        let reg = Registry::open(dir.path(), small_config()).unwrap();
+        let t = reg.tenant("crashy").unwrap();
+        for b in &upserted {
+            let want = if deleted.contains(b) { 0 } else { 5 };
+            assert_eq!(
+                t.get(&batch_ids(*b), false, false).unwrap().len(),
+                want,
+                "round {round}, batch {b}"
+            );
+        }
+        // The index agrees with storage: every stored point is found by search.
+        let sample = t
+            .get(&batch_ids(*upserted.last().unwrap()), false, true)
+            .unwrap();
+        for p in sample {
+            let hit = &t
+                .search(&bulkhead::engine::SearchRequest::new(p.vector.unwrap(), 1))
+                .unwrap()[0];
+            assert_eq!(hit.id, p.id);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Engine tests over the real RocksDB and the real hnsw_rs, compiled as one
+//! binary. Each DESIGN.md invariant this layer proves has a test named after it.
+
+mod common;
+mod crash;
+mod drop;
+mod filters;
+mod model;
+mod points;
+mod restart;
