@@ -61,7 +61,13 @@ impl GraphSnapshot {
         }
         fs_err::create_dir_all(&self.dir)?;
         let previous = self.manifest().ok().flatten();
-        let wanted = format!("g{}", covers_below);
+        // A fresh name for every dump: hnsw_rs overwrites a dump of the same
+        // name in place, which would tear the snapshot the manifest names.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let wanted = format!("g{covers_below}-{nanos}");
         let basename = hnsw
             .file_dump(&self.dir, &wanted)
             .map_err(|e| StorageError::Snapshot(format!("dump failed: {e}")))?;
