@@ -147,6 +147,16 @@ impl Registry {
     }
 }
 
+impl Drop for Registry {
+    /// Joins background rebuilds and snapshots, so that once the registry
+    /// is gone its storage can be opened again.
+    fn drop(&mut self) {
+        for tenant in self.tenants.read().values() {
+            tenant.wait_for_maintenance();
+        }
+    }
+}
+
 fn info(tenant: &Tenant) -> TenantInfo {
     TenantInfo {
         name: tenant.name().to_string(),

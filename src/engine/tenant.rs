@@ -596,7 +596,8 @@ impl Tenant {
 
     /// Waits for background work, then snapshots the graph if it changed.
     pub(crate) fn close(&self) -> Result<()> {
-        if let Some(handle) = self.maintenance.lock().take() {
+        let running = self.maintenance.lock().take();
+        if let Some(handle) = running {
             let _ = handle.join();
         }
         let mut writer = self.writer.lock();
@@ -619,7 +620,8 @@ impl Tenant {
 
     /// Waits for a running background rebuild or snapshot (tests, shutdown).
     pub fn wait_for_maintenance(&self) {
-        if let Some(handle) = self.maintenance.lock().take() {
+        let running = self.maintenance.lock().take();
+        if let Some(handle) = running {
             let _ = handle.join();
         }
     }
