@@ -21,6 +21,14 @@ impl Layout {
         self.root.join("meta")
     }
 
+    pub(crate) fn audit_log(&self) -> PathBuf {
+        self.root.join("audit.log")
+    }
+
+    pub(crate) fn admin_token(&self) -> PathBuf {
+        self.root.join("admin.token")
+    }
+
     pub(crate) fn shelves(&self) -> PathBuf {
         self.root.join("shelves")
     }

@@ -6,6 +6,8 @@
 //! <data>/meta/                    RocksDB: tenant records, shelf records, counters
 //! <data>/shelves/<shelf>/         RocksDB: one column family `t<incarnation>` per tenant
 //! <data>/tenants/<incarnation>/   the tenant's own files (graph snapshots)
+//! <data>/audit.log                token issue and revoke events, JSON lines
+//! <data>/admin.token              the generated admin token (mode 0600)
 //! ```
 //!
 //! A tenant is known on disk only by its incarnation, a number assigned at
@@ -14,6 +16,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod audit;
 mod codec;
 mod error;
 mod graph_snapshot;
@@ -26,6 +29,6 @@ mod tenant_store;
 pub use codec::{decode, encode};
 pub use error::{Result, StorageError};
 pub use graph_snapshot::{GraphSnapshot, LoadedGraph};
-pub use meta::{ShelfId, TenantRecord};
+pub use meta::{ShelfId, TenantRecord, TokenRecord};
 pub use storage::{Storage, StorageOptions};
 pub use tenant_store::{PointWrite, StoredPoint, TenantStore};

@@ -24,6 +24,19 @@ pub struct TenantRecord {
     pub settings: Vec<u8>,
 }
 
+/// A tenant token as stored: the secret only as its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub tenant: String,
+    /// The tenant incarnation the token was issued for: a token never
+    /// outlives its tenant, even if the name is created again.
+    pub incarnation: u64,
+    pub secret_sha256: [u8; 32],
+    pub created_unix_ms: u64,
+    pub revoked: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ShelfRecord {
     pub(crate) trust_class: String,
@@ -31,6 +44,7 @@ pub(crate) struct ShelfRecord {
 
 const TENANT_PREFIX: &[u8] = b"tenant/";
 const SHELF_PREFIX: &[u8] = b"shelf/";
+const TOKEN_PREFIX: &[u8] = b"token/";
 const NEXT_INCARNATION: &[u8] = b"counter/incarnation";
 const NEXT_SHELF: &[u8] = b"counter/shelf";
 
@@ -52,6 +66,10 @@ fn synced() -> WriteOptions {
 
 fn tenant_key(name: &str) -> Vec<u8> {
     [TENANT_PREFIX, name.as_bytes()].concat()
+}
+
+fn token_key(id: &str) -> Vec<u8> {
+    [TOKEN_PREFIX, id.as_bytes()].concat()
 }
 
 fn shelf_key(id: ShelfId) -> Vec<u8> {
@@ -86,8 +104,26 @@ impl MetaStore {
         Ok(())
     }
 
-    pub(crate) fn delete_tenant(&self, name: &str) -> Result<()> {
-        self.db.delete_opt(tenant_key(name), &synced())?;
+    /// Deletes a tenant's record and every token issued for it, atomically.
+    pub(crate) fn delete_tenant(&self, name: &str, incarnation: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete(tenant_key(name));
+        for token in self.tokens()? {
+            if token.incarnation == incarnation {
+                batch.delete(token_key(&token.id));
+            }
+        }
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    pub(crate) fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.scan(TOKEN_PREFIX, |_, v| decode(v))
+    }
+
+    pub(crate) fn put_token(&self, record: &TokenRecord) -> Result<()> {
+        self.db
+            .put_opt(token_key(&record.id), encode(record)?, &synced())?;
         Ok(())
     }
 

@@ -1,15 +1,16 @@
 //! The whole of a node's storage: the `meta` instance and the shelves.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::audit::AuditLog;
 use crate::error::{Result, StorageError};
 use crate::layout::{Layout, sync_dir};
-use crate::meta::{MetaStore, ShelfId, TenantRecord};
+use crate::meta::{MetaStore, ShelfId, TenantRecord, TokenRecord};
 use crate::shelf::Shelf;
 use crate::tenant_store::TenantStore;
 
@@ -36,6 +37,7 @@ pub struct Storage {
     layout: Layout,
     options: StorageOptions,
     meta: MetaStore,
+    audit: AuditLog,
     shelves: RwLock<BTreeMap<ShelfId, Arc<Shelf>>>,
     /// Serializes tenant creation and drop (placement, counters, folders).
     placement: Mutex<()>,
@@ -56,10 +58,12 @@ impl Storage {
             let shelf = Shelf::open(id, &record.trust_class, &layout.shelf(id))?;
             shelves.insert(id, Arc::new(shelf));
         }
+        let audit = AuditLog::open(&layout.audit_log())?;
         let storage = Storage {
             layout,
             options,
             meta,
+            audit,
             shelves: RwLock::new(shelves),
             placement: Mutex::new(()),
         };
@@ -185,7 +189,7 @@ impl Storage {
         let _placement = self.placement.lock();
         match self.meta.tenant(&record.name)? {
             Some(current) if current.incarnation == record.incarnation => {
-                self.meta.delete_tenant(&record.name)?;
+                self.meta.delete_tenant(&record.name, record.incarnation)?;
             }
             _ => return Err(StorageError::Gone),
         }
@@ -200,6 +204,46 @@ impl Storage {
         sync_dir(&self.layout.tenants()).map_err(|e| StorageError::io(self.layout.tenants(), e))?;
         self.meta.flush()?;
         Ok(())
+    }
+
+    /// Every stored token (hashes only).
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.meta.tokens()
+    }
+
+    /// Stores a token record (issue or revoke); durable when it returns.
+    pub fn put_token(&self, record: &TokenRecord) -> Result<()> {
+        self.meta.put_token(record)
+    }
+
+    /// Appends one event to the audit log (`<data>/audit.log`, JSON lines),
+    /// synced before it returns.
+    pub fn audit(&self, event: &serde_json::Value) -> Result<()> {
+        self.audit.append(event)
+    }
+
+    /// The admin token kept in `<data>/admin.token` (mode 0600), created
+    /// with `generate` if there is none. Returns the token, the file (to
+    /// name in logs, never the secret) and whether it was just created.
+    pub fn admin_token(
+        &self,
+        generate: impl FnOnce() -> String,
+    ) -> Result<(String, PathBuf, bool)> {
+        let path = self.layout.admin_token();
+        if path.exists() {
+            let token = fs_err::read_to_string(&path)?.trim().to_string();
+            return Ok((token, path, false));
+        }
+        let token = generate();
+        let mut file = {
+            use fs_err::os::unix::fs::OpenOptionsExt;
+            let mut options = fs_err::OpenOptions::new();
+            options.write(true).create_new(true).mode(0o600);
+            options.open(&path)?
+        };
+        std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+        file.sync_all()?;
+        Ok((token, path, true))
     }
 
     /// Compacts every shelf and `meta`: deleted bytes leave the SST files.
@@ -355,7 +399,10 @@ mod tests {
             let (record, store) = storage.create_tenant("half", "c", vec![]).unwrap().unwrap();
             store.commit(&[], 0).unwrap();
             // As if the process died before the meta record was committed.
-            storage.meta.delete_tenant("half").unwrap();
+            storage
+                .meta
+                .delete_tenant("half", record.incarnation)
+                .unwrap();
             record.incarnation
         };
         let storage = Storage::open(dir.path(), options(100)).unwrap();
