@@ -17,6 +17,17 @@ pub enum EngineError {
     TenantExists,
     #[error("the scroll cursor is not valid for this tenant; start again without a cursor")]
     InvalidCursor,
+    /// The token is missing, malformed, unknown or revoked.
+    #[error(
+        "missing, malformed, unknown or revoked token: send `authorization: Bearer <tenant token>`"
+    )]
+    Unauthenticated,
+    /// A valid token that is not bound to the named tenant. Identical whether
+    /// that tenant exists or not.
+    #[error("permission denied: the token does not grant access to this tenant")]
+    PermissionDenied,
+    #[error("token not found")]
+    TokenNotFound,
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
 }

@@ -3,6 +3,7 @@
 //! no function here takes two tenants or returns data of more than one.
 
 mod config;
+mod credentials;
 mod cursor;
 mod error;
 mod filter;
@@ -16,6 +17,7 @@ mod table;
 mod tenant;
 
 pub use config::EngineConfig;
+pub use credentials::{IssuedToken, TokenInfo};
 pub use error::{EngineError, Result};
 pub use filter::{Condition, Filter, MatchValue, Range};
 pub use metric::Metric;

@@ -10,6 +10,7 @@ use bulkhead_storage::{Storage, TenantRecord};
 use parking_lot::{Mutex, RwLock};
 
 use super::config::EngineConfig;
+use super::credentials::{Credentials, IssuedToken, TokenInfo};
 use super::error::{EngineError, Result};
 use super::name::TenantName;
 use super::spec::TenantSpec;
@@ -30,6 +31,7 @@ pub struct Registry {
     storage: Storage,
     config: Arc<EngineConfig>,
     tenants: RwLock<HashMap<TenantName, Arc<Tenant>>>,
+    credentials: Credentials,
     /// Serializes create and drop, so a name is never half created.
     lifecycle: Mutex<()>,
 }
@@ -64,10 +66,12 @@ impl Registry {
             shelves = storage.shelf_count(),
             "registry open"
         );
+        let credentials = Credentials::new(storage.tokens()?);
         Ok(Registry {
             storage,
             config,
             tenants: RwLock::new(tenants),
+            credentials,
             lifecycle: Mutex::new(()),
         })
     }
@@ -114,8 +118,65 @@ impl Registry {
             .remove(&name)
             .ok_or(EngineError::TenantNotFound)?;
         tenant.drop_with(|| Ok(self.storage.drop_tenant(tenant.record())?))?;
+        self.credentials.forget_incarnation(tenant.incarnation());
+        self.audit("tenant.drop", name.as_str(), None)?;
         tracing::info!(tenant = %name, "tenant dropped");
         Ok(())
+    }
+
+    /// The handle of `tenant` if `token` is a valid token bound to it: the
+    /// data plane's only way in. A token of another tenant and a tenant that
+    /// does not exist give the same `PermissionDenied`.
+    pub fn authorize(&self, token: &str, tenant: &str) -> Result<Arc<Tenant>> {
+        let name = TenantName::parse(tenant)?;
+        let record = self.credentials.verify(token)?;
+        let found = self.tenants.read().get(&name).cloned();
+        match found {
+            Some(t) if record.tenant == name.as_str() && record.incarnation == t.incarnation() => {
+                Ok(t)
+            }
+            _ => Err(EngineError::PermissionDenied),
+        }
+    }
+
+    /// Issues a token bound to `tenant`. The secret is returned once.
+    pub fn issue_token(&self, tenant: &str) -> Result<IssuedToken> {
+        let tenant = self.tenant(tenant)?;
+        let (record, issued) =
+            Credentials::mint(tenant.name().as_str(), tenant.incarnation(), now_unix_ms())?;
+        self.storage.put_token(&record)?;
+        self.credentials.insert(record);
+        self.audit("token.issue", tenant.name().as_str(), Some(&issued.id))?;
+        Ok(issued)
+    }
+
+    /// Revokes a token: it stops working at once and stays listed as revoked.
+    pub fn revoke_token(&self, id: &str) -> Result<()> {
+        let mut record = self.credentials.get(id).ok_or(EngineError::TokenNotFound)?;
+        if !record.revoked {
+            record.revoked = true;
+            self.storage.put_token(&record)?;
+            self.credentials.insert(record.clone());
+        }
+        self.audit("token.revoke", &record.tenant, Some(id))
+    }
+
+    /// The tokens of one tenant (ids and state, never secrets).
+    pub fn list_tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
+        let tenant = self.tenant(tenant)?;
+        Ok(self.credentials.of_tenant(tenant.name().as_str()))
+    }
+
+    fn audit(&self, event: &str, tenant: &str, token_id: Option<&str>) -> Result<()> {
+        let mut entry = serde_json::json!({
+            "unix_ms": now_unix_ms(),
+            "event": event,
+            "tenant": tenant,
+        });
+        if let Some(id) = token_id {
+            entry["token_id"] = id.into();
+        }
+        Ok(self.storage.audit(&entry)?)
     }
 
     /// Every tenant, by name. For the admin plane only.
@@ -129,6 +190,15 @@ impl Registry {
     pub fn describe_tenant(&self, name: &str) -> Result<TenantInfo> {
         let tenant = self.tenant(name)?;
         Ok(info(&tenant))
+    }
+
+    /// The admin token kept in the data directory (mode 0600), created with
+    /// `generate` if there is none: (token, file, created now).
+    pub fn admin_token_file(
+        &self,
+        generate: impl FnOnce() -> String,
+    ) -> Result<(String, std::path::PathBuf, bool)> {
+        Ok(self.storage.admin_token(generate)?)
     }
 
     /// Compacts all storage, so deleted bytes leave the files.
@@ -155,6 +225,13 @@ impl Drop for Registry {
             tenant.wait_for_maintenance();
         }
     }
+}
+
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn info(tenant: &Tenant) -> TenantInfo {

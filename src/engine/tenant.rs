@@ -235,6 +235,11 @@ impl Tenant {
         &self.spec
     }
 
+    /// The tenant's incarnation: assigned at creation, never reused.
+    pub fn incarnation(&self) -> u64 {
+        self.record.incarnation
+    }
+
     pub(crate) fn record(&self) -> &TenantRecord {
         &self.record
     }
