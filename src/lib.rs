@@ -5,6 +5,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod api;
 pub mod config;
 pub mod engine;
 pub mod server;
@@ -13,6 +14,10 @@ pub mod server;
 pub mod proto {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("bulkhead.v1");
+
+    /// The encoded descriptors of proto/, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("bulkhead_descriptor");
 }
 
 /// README.md's code compiles (`cargo test` runs it as a doctest).

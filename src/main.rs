@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use bulkhead::api::AdminToken;
 use bulkhead::config::ServeConfig;
 use bulkhead::engine::{EngineConfig, Registry};
 use clap::{Parser, Subcommand};
@@ -44,9 +45,40 @@ fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error + Send + S
             tokio::task::spawn_blocking(move || Registry::open(&data_dir, EngineConfig::default()))
                 .await??;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
+        let admin_token = admin_token(&registry)?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        bulkhead::server::run(Arc::new(registry), listener, shutdown_signal()).await
+        bulkhead::server::run(Arc::new(registry), admin_token, listener, shutdown_signal()).await
     })
+}
+
+/// BULKHEAD_ADMIN_TOKEN, or the token kept in the data directory (generated
+/// on first start). The log names the file, never the secret.
+fn admin_token(
+    registry: &Registry,
+) -> Result<AdminToken, Box<dyn std::error::Error + Send + Sync>> {
+    if let Ok(token) = std::env::var("BULKHEAD_ADMIN_TOKEN") {
+        tracing::info!("admin token from BULKHEAD_ADMIN_TOKEN");
+        return Ok(AdminToken::new(token)?);
+    }
+    let mut generated = None;
+    let (token, file, created) = registry.admin_token_file(|| {
+        let token = AdminToken::generate();
+        let secret = token
+            .as_ref()
+            .map(|t| t.secret().to_string())
+            .unwrap_or_default();
+        generated = Some(token);
+        secret
+    })?;
+    if let Some(Err(e)) = generated {
+        return Err(e.into());
+    }
+    if created {
+        tracing::info!(file = %file.display(), "generated an admin token (mode 0600)");
+    } else {
+        tracing::info!(file = %file.display(), "admin token from file");
+    }
+    Ok(AdminToken::new(token)?)
 }
 
 async fn shutdown_signal() {

@@ -1,5 +1,5 @@
-//! The gRPC server. This issue serves grpc.health.v1 over the engine; the
-//! Points and Admin services arrive with the API issue.
+//! The gRPC server: Points (data plane), Admin (control plane),
+//! grpc.health.v1 and server reflection, over one registry.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,12 +7,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::api::{AdminApi, AdminToken, PointsApi};
 use crate::engine::Registry;
 
-/// Serves on `listener` until `shutdown` completes, then closes the registry
-/// (background work joined, graphs snapshotted, storage flushed).
+/// Serves on `listener` until `shutdown` completes; in-flight calls finish,
+/// then the registry is closed (background work joined, graphs snapshotted,
+/// RocksDB flushed).
 pub async fn run(
     registry: Arc<Registry>,
+    admin_token: AdminToken,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -20,13 +23,25 @@ pub async fn run(
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    reporter
+        .set_serving::<crate::proto::points_service_server::PointsServiceServer<PointsApi>>()
+        .await;
+    reporter
+        .set_serving::<crate::proto::admin_service_server::AdminServiceServer<AdminApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
     tonic::transport::Server::builder()
         .add_service(health)
+        .add_service(reflection)
+        .add_service(PointsApi::new(Arc::clone(&registry)).into_service())
+        .add_service(AdminApi::new(Arc::clone(&registry), admin_token).into_service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
-    let closing = Arc::clone(&registry);
-    tokio::task::spawn_blocking(move || closing.close()).await??;
+    tokio::task::spawn_blocking(move || registry.close()).await??;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,0 +1,134 @@
+//! The control plane: `AdminService`, for the admin token only.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::auth::AdminToken;
+use super::status::Plane;
+use super::{blocking, convert};
+use crate::engine::Registry;
+use crate::proto;
+use crate::proto::admin_service_server::AdminService;
+
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    registry: Arc<Registry>,
+    token: AdminToken,
+}
+
+impl AdminApi {
+    pub fn new(registry: Arc<Registry>, token: AdminToken) -> Self {
+        AdminApi { registry, token }
+    }
+
+    pub fn into_service(self) -> proto::admin_service_server::AdminServiceServer<Self> {
+        proto::admin_service_server::AdminServiceServer::new(self)
+    }
+
+    /// Runs `f` on the blocking pool. Callers check the admin token first.
+    async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Registry) -> crate::engine::Result<R> + Send + 'static,
+    ) -> Result<R, Status> {
+        let registry = Arc::clone(&self.registry);
+        blocking(move || f(&registry), Plane::Admin).await
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn create_tenant(
+        &self,
+        request: Request<proto::CreateTenantRequest>,
+    ) -> Result<Response<proto::CreateTenantResponse>, Status> {
+        self.token.check(&request)?;
+        let r = request.get_ref();
+        let (name, spec) = (r.name.clone(), convert::tenant_spec(r.spec.clone())?);
+        let info = self
+            .run(move |reg| {
+                reg.create_tenant(&name, spec)?;
+                reg.describe_tenant(&name)
+            })
+            .await?;
+        Ok(Response::new(proto::CreateTenantResponse {
+            tenant: Some(convert::tenant_info(info)),
+        }))
+    }
+
+    async fn drop_tenant(
+        &self,
+        request: Request<proto::DropTenantRequest>,
+    ) -> Result<Response<proto::DropTenantResponse>, Status> {
+        self.token.check(&request)?;
+        let name = request.get_ref().name.clone();
+        self.run(move |reg| reg.drop_tenant(&name)).await?;
+        Ok(Response::new(proto::DropTenantResponse {}))
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<proto::ListTenantsRequest>,
+    ) -> Result<Response<proto::ListTenantsResponse>, Status> {
+        self.token.check(&request)?;
+        let tenants = self.run(|reg| Ok(reg.list_tenants())).await?;
+        Ok(Response::new(proto::ListTenantsResponse {
+            tenants: tenants.into_iter().map(convert::tenant_info).collect(),
+        }))
+    }
+
+    async fn describe_tenant(
+        &self,
+        request: Request<proto::DescribeTenantRequest>,
+    ) -> Result<Response<proto::DescribeTenantResponse>, Status> {
+        self.token.check(&request)?;
+        let name = request.get_ref().name.clone();
+        let info = self.run(move |reg| reg.describe_tenant(&name)).await?;
+        Ok(Response::new(proto::DescribeTenantResponse {
+            tenant: Some(convert::tenant_info(info)),
+        }))
+    }
+
+    async fn issue_token(
+        &self,
+        request: Request<proto::IssueTokenRequest>,
+    ) -> Result<Response<proto::IssueTokenResponse>, Status> {
+        self.token.check(&request)?;
+        let tenant = request.get_ref().tenant.clone();
+        let issued = self.run(move |reg| reg.issue_token(&tenant)).await?;
+        Ok(Response::new(proto::IssueTokenResponse {
+            id: issued.id,
+            token: issued.token,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<proto::RevokeTokenRequest>,
+    ) -> Result<Response<proto::RevokeTokenResponse>, Status> {
+        self.token.check(&request)?;
+        let id = request.get_ref().id.clone();
+        self.run(move |reg| reg.revoke_token(&id)).await?;
+        Ok(Response::new(proto::RevokeTokenResponse {}))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<proto::ListTokensRequest>,
+    ) -> Result<Response<proto::ListTokensResponse>, Status> {
+        self.token.check(&request)?;
+        let tenant = request.get_ref().tenant.clone();
+        let tokens = self.run(move |reg| reg.list_tokens(&tenant)).await?;
+        Ok(Response::new(proto::ListTokensResponse {
+            tokens: tokens
+                .into_iter()
+                .map(|t| proto::TokenInfo {
+                    id: t.id,
+                    tenant: t.tenant,
+                    created_unix_ms: t.created_unix_ms,
+                    revoked: t.revoked,
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,76 @@
+//! Bearer tokens from request metadata, and the admin token.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tonic::{Request, Status};
+
+use crate::engine::EngineError;
+
+/// The secret that opens the admin plane, and only the admin plane.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+impl AdminToken {
+    /// A configured token; at least 16 characters.
+    pub fn new(token: impl Into<String>) -> Result<Self, String> {
+        let token = token.into().trim().to_string();
+        if token.len() < 16 || token.chars().any(char::is_whitespace) {
+            return Err("the admin token must be at least 16 characters, without spaces".into());
+        }
+        Ok(AdminToken(token))
+    }
+
+    /// A fresh random token: `bha_` and 256 random bits.
+    pub fn generate() -> Result<Self, String> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness available: {e}"))?;
+        Ok(AdminToken(format!(
+            "bha_{}",
+            URL_SAFE_NO_PAD.encode(secret)
+        )))
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Admits the request if it carries this token.
+    pub(crate) fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let presented = bearer(request)?;
+        let ok = presented.len() == self.0.len()
+            && presented
+                .bytes()
+                .zip(self.0.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if ok {
+            Ok(())
+        } else if presented.starts_with("bht_") {
+            Err(Status::permission_denied(
+                "permission denied: the admin plane needs the admin token, not a tenant token",
+            ))
+        } else {
+            Err(Status::unauthenticated(
+                "missing or wrong admin token: send `authorization: Bearer <admin token>`",
+            ))
+        }
+    }
+}
+
+/// The token of `authorization: Bearer <token>`.
+pub(crate) fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Status::unauthenticated(EngineError::Unauthenticated.to_string()))
+}

@@ -1,0 +1,301 @@
+//! Wire types to engine types and back. Conversions that can fail say what
+//! to fix, as INVALID_ARGUMENT.
+
+use prost_types::value::Kind;
+use serde_json::{Map, Number, Value};
+use tonic::Status;
+
+use crate::engine::{
+    self, Filter, Metric, Payload, PointInput, TenantInfo, TenantSpec, TrustClass,
+};
+use crate::proto;
+
+fn invalid(message: impl Into<String>) -> Status {
+    Status::invalid_argument(message.into())
+}
+
+/// A protobuf Struct to a JSON object. Integral numbers become integers, so
+/// that `match` on integers works on payloads sent as Struct.
+pub(crate) fn struct_to_json(s: prost_types::Struct, path: &str) -> Result<Payload, Status> {
+    s.fields
+        .into_iter()
+        .map(|(k, v)| {
+            let here = format!("{path}.{k}");
+            Ok((k, value_to_json(v, &here)?))
+        })
+        .collect()
+}
+
+fn value_to_json(value: prost_types::Value, path: &str) -> Result<Value, Status> {
+    Ok(match value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::NumberValue(n)) => {
+            if !n.is_finite() {
+                return Err(invalid(format!(
+                    "payload field {path} is {n}: only finite numbers are allowed"
+                )));
+            }
+            if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+                Value::Number(Number::from(n as i64))
+            } else {
+                Number::from_f64(n)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            }
+        }
+        Some(Kind::StructValue(s)) => Value::Object(struct_to_json(s, path)?),
+        Some(Kind::ListValue(list)) => Value::Array(
+            list.values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| value_to_json(v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// A JSON object to a protobuf Struct.
+pub fn json_to_struct(payload: &Map<String, Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: payload
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
+fn json_to_value(value: &Value) -> prost_types::Value {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        Value::Object(map) => Kind::StructValue(json_to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+pub(crate) fn point_input(p: proto::Point, index: usize) -> Result<PointInput, Status> {
+    let payload = match p.payload {
+        Some(s) => struct_to_json(s, "payload")
+            .map_err(|e| invalid(format!("point {index}: {}", e.message())))?,
+        None => Payload::new(),
+    };
+    Ok(PointInput {
+        id: p.id,
+        vector: p.vector,
+        payload,
+    })
+}
+
+pub(crate) fn point_out(p: engine::Point) -> proto::Point {
+    proto::Point {
+        id: p.id,
+        vector: p.vector.unwrap_or_default(),
+        payload: p.payload.as_ref().map(json_to_struct),
+    }
+}
+
+pub(crate) fn scored_out(p: engine::ScoredPoint) -> proto::ScoredPoint {
+    proto::ScoredPoint {
+        id: p.id,
+        score: p.score,
+        payload: p.payload.as_ref().map(json_to_struct),
+        vector: p.vector.unwrap_or_default(),
+    }
+}
+
+/// A wire filter to the engine's, through its JSON form, so both arrive
+/// through one validation (depth, size, messages).
+pub(crate) fn filter(f: proto::Filter) -> Result<Filter, Status> {
+    Filter::from_json(&filter_json(f)?).map_err(|e| invalid(e.to_string()))
+}
+
+fn filter_json(f: proto::Filter) -> Result<Value, Status> {
+    let list = |conditions: Vec<proto::Condition>| -> Result<Value, Status> {
+        conditions
+            .into_iter()
+            .map(condition_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
+    };
+    let mut map = Map::new();
+    map.insert("must".into(), list(f.must)?);
+    map.insert("should".into(), list(f.should)?);
+    map.insert("must_not".into(), list(f.must_not)?);
+    Ok(Value::Object(map))
+}
+
+fn condition_json(c: proto::Condition) -> Result<Value, Status> {
+    use proto::condition::Condition as C;
+    use proto::field_condition::Condition as F;
+    match c.condition {
+        None => Err(invalid(
+            "invalid filter: a condition has none of field, has_field or filter set",
+        )),
+        Some(C::HasField(key)) => Ok(serde_json::json!({ "has_field": key })),
+        Some(C::Filter(nested)) => filter_json(nested),
+        Some(C::Field(field)) => {
+            let key = field.key;
+            match field.condition {
+                None => Err(invalid(format!(
+                    "invalid filter: the condition on {key:?} has none of match, match_any or range set"
+                ))),
+                Some(F::Match(m)) => Ok(
+                    serde_json::json!({ "key": key, "match": { "value": match_value(m, &key)? } }),
+                ),
+                Some(F::MatchAny(any)) => {
+                    let values = any
+                        .values
+                        .into_iter()
+                        .map(|m| match_value(m, &key))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(serde_json::json!({ "key": key, "match": { "any": values } }))
+                }
+                Some(F::Range(r)) => {
+                    let mut range = Map::new();
+                    for (name, bound) in
+                        [("gt", r.gt), ("gte", r.gte), ("lt", r.lt), ("lte", r.lte)]
+                    {
+                        if let Some(b) = bound {
+                            let n = Number::from_f64(b).ok_or_else(|| invalid(format!("invalid filter: range bound {name} on {key:?} is not a finite number")))?;
+                            range.insert(name.into(), Value::Number(n));
+                        }
+                    }
+                    Ok(serde_json::json!({ "key": key, "range": range }))
+                }
+            }
+        }
+    }
+}
+
+fn match_value(m: proto::MatchValue, key: &str) -> Result<Value, Status> {
+    use proto::match_value::Value as V;
+    match m.value {
+        Some(V::Keyword(s)) => Ok(Value::String(s)),
+        Some(V::Integer(i)) => Ok(Value::Number(i.into())),
+        Some(V::Boolean(b)) => Ok(Value::Bool(b)),
+        None => Err(invalid(format!(
+            "invalid filter: a match value on {key:?} has none of keyword, integer or boolean set"
+        ))),
+    }
+}
+
+/// The engine's filter to the wire form (for the CLI and tests).
+pub fn filter_to_proto(f: &Filter) -> proto::Filter {
+    let list = |cs: &[engine::Condition]| cs.iter().map(condition_to_proto).collect();
+    proto::Filter {
+        must: list(&f.must),
+        should: list(&f.should),
+        must_not: list(&f.must_not),
+    }
+}
+
+fn condition_to_proto(c: &engine::Condition) -> proto::Condition {
+    use proto::condition::Condition as C;
+    use proto::field_condition::Condition as F;
+    let field = |key: &str, condition: F| {
+        C::Field(proto::FieldCondition {
+            key: key.to_string(),
+            condition: Some(condition),
+        })
+    };
+    let condition = match c {
+        engine::Condition::Match { key, value } => {
+            field(key, F::Match(match_value_to_proto(value)))
+        }
+        engine::Condition::MatchAny { key, any } => field(
+            key,
+            F::MatchAny(proto::MatchAny {
+                values: any.iter().map(match_value_to_proto).collect(),
+            }),
+        ),
+        engine::Condition::Range { key, range } => field(
+            key,
+            F::Range(proto::Range {
+                gt: range.gt,
+                gte: range.gte,
+                lt: range.lt,
+                lte: range.lte,
+            }),
+        ),
+        engine::Condition::HasField { key } => C::HasField(key.clone()),
+        engine::Condition::Nested(f) => C::Filter(filter_to_proto(f)),
+    };
+    proto::Condition {
+        condition: Some(condition),
+    }
+}
+
+fn match_value_to_proto(v: &engine::MatchValue) -> proto::MatchValue {
+    use proto::match_value::Value as V;
+    let value = match v {
+        engine::MatchValue::Keyword(s) => V::Keyword(s.clone()),
+        engine::MatchValue::Integer(i) => V::Integer(*i),
+        engine::MatchValue::Bool(b) => V::Boolean(*b),
+    };
+    proto::MatchValue { value: Some(value) }
+}
+
+pub(crate) fn tenant_spec(spec: Option<proto::TenantSpec>) -> Result<TenantSpec, Status> {
+    let spec = spec.ok_or_else(|| invalid("spec is required: dimension and metric at least"))?;
+    let metric = match proto::Metric::try_from(spec.metric) {
+        Ok(proto::Metric::Cosine) => Metric::Cosine,
+        Ok(proto::Metric::L2) => Metric::L2,
+        Ok(proto::Metric::Dot) => Metric::Dot,
+        Ok(proto::Metric::Unspecified) | Err(_) => {
+            return Err(invalid(
+                "metric is required: METRIC_COSINE, METRIC_L2 or METRIC_DOT",
+            ));
+        }
+    };
+    let mut out = TenantSpec::new(spec.dimension, metric);
+    if let Some(index) = spec.index {
+        if index.m != 0 {
+            out.index.m = u16::try_from(index.m).map_err(|_| {
+                invalid(format!("hnsw m must be between 4 and 128, got {}", index.m))
+            })?;
+        }
+        if index.ef_construction != 0 {
+            out.index.ef_construction = u16::try_from(index.ef_construction).map_err(|_| {
+                invalid(format!(
+                    "hnsw ef_construction must be between 8 and 4096, got {}",
+                    index.ef_construction
+                ))
+            })?;
+        }
+    }
+    if !spec.trust_class.is_empty() {
+        out.trust_class =
+            TrustClass::parse(&spec.trust_class).map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn tenant_info(info: TenantInfo) -> proto::TenantInfo {
+    let metric = match info.spec.metric {
+        Metric::Cosine => proto::Metric::Cosine,
+        Metric::L2 => proto::Metric::L2,
+        Metric::Dot => proto::Metric::Dot,
+    };
+    proto::TenantInfo {
+        name: info.name,
+        spec: Some(proto::TenantSpec {
+            dimension: info.spec.dimension,
+            metric: metric as i32,
+            index: Some(proto::IndexParams {
+                m: u32::from(info.spec.index.m),
+                ef_construction: u32::from(info.spec.index.ef_construction),
+            }),
+            trust_class: info.spec.trust_class.as_str().to_string(),
+        }),
+        points: info.points as u64,
+        graph_nodes: info.graph_nodes as u64,
+        created_unix_ms: info.created_unix_ms,
+    }
+}

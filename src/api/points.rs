@@ -1,0 +1,165 @@
+//! The data plane: `PointsService`. Every call names its tenant, and the
+//! tenant handle is obtained only through `Registry::authorize`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::auth::bearer;
+use super::status::{Plane, to_status};
+use super::{blocking, convert};
+use crate::engine::{Registry, SearchRequest, Tenant};
+use crate::proto;
+use crate::proto::points_service_server::PointsService;
+
+const DEFAULT_LIMIT: u32 = 100;
+const DEFAULT_K: u32 = 10;
+
+#[derive(Debug, Clone)]
+pub struct PointsApi {
+    registry: Arc<Registry>,
+}
+
+impl PointsApi {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        PointsApi { registry }
+    }
+
+    pub fn into_service(self) -> proto::points_service_server::PointsServiceServer<Self> {
+        proto::points_service_server::PointsServiceServer::new(self)
+            .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
+    }
+
+    /// The caller's tenant, if its token is bound to the tenant it names.
+    fn tenant<T>(&self, request: &Request<T>, tenant: &str) -> Result<Arc<Tenant>, Status> {
+        if tenant.is_empty() {
+            return Err(Status::invalid_argument("tenant is required"));
+        }
+        let token = bearer(request)?;
+        self.registry
+            .authorize(token, tenant)
+            .map_err(|e| to_status(e, Plane::Data))
+    }
+}
+
+fn filter(f: Option<proto::Filter>) -> Result<Option<crate::engine::Filter>, Status> {
+    f.map(convert::filter).transpose()
+}
+
+#[tonic::async_trait]
+impl PointsService for PointsApi {
+    async fn upsert(
+        &self,
+        request: Request<proto::UpsertRequest>,
+    ) -> Result<Response<proto::UpsertResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let points = request
+            .into_inner()
+            .points
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| convert::point_input(p, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let upserted = points.len() as u64;
+        blocking(move || tenant.upsert(&points), Plane::Data).await?;
+        Ok(Response::new(proto::UpsertResponse { upserted }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<proto::GetRequest>,
+    ) -> Result<Response<proto::GetResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let r = request.into_inner();
+        let points = blocking(
+            move || tenant.get(&r.ids, r.with_payload, r.with_vector),
+            Plane::Data,
+        )
+        .await?;
+        Ok(Response::new(proto::GetResponse {
+            points: points.into_iter().map(convert::point_out).collect(),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
+        use proto::delete_request::Selector;
+        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let deleted = match request.into_inner().selector {
+            Some(Selector::Ids(ids)) => {
+                blocking(move || tenant.delete(&ids.ids), Plane::Data).await?
+            }
+            Some(Selector::Filter(f)) => {
+                let f = convert::filter(f)?;
+                blocking(move || tenant.delete_by_filter(&f), Plane::Data).await?
+            }
+            None => return Err(Status::invalid_argument("delete needs ids or a filter")),
+        };
+        Ok(Response::new(proto::DeleteResponse {
+            deleted: deleted as u64,
+        }))
+    }
+
+    async fn count(
+        &self,
+        request: Request<proto::CountRequest>,
+    ) -> Result<Response<proto::CountResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let f = filter(request.into_inner().filter)?;
+        let count = blocking(move || tenant.count(f.as_ref()), Plane::Data).await?;
+        Ok(Response::new(proto::CountResponse {
+            count: count as u64,
+        }))
+    }
+
+    async fn scroll(
+        &self,
+        request: Request<proto::ScrollRequest>,
+    ) -> Result<Response<proto::ScrollResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let r = request.into_inner();
+        let f = filter(r.filter)?;
+        let limit = if r.limit == 0 { DEFAULT_LIMIT } else { r.limit } as usize;
+        let cursor = (!r.cursor.is_empty()).then_some(r.cursor);
+        let page = blocking(
+            move || {
+                tenant.scroll(
+                    cursor.as_deref(),
+                    limit,
+                    f.as_ref(),
+                    r.with_payload,
+                    r.with_vector,
+                )
+            },
+            Plane::Data,
+        )
+        .await?;
+        Ok(Response::new(proto::ScrollResponse {
+            points: page.points.into_iter().map(convert::point_out).collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+        }))
+    }
+
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let r = request.into_inner();
+        let search = SearchRequest {
+            vector: r.vector,
+            k: if r.k == 0 { DEFAULT_K } else { r.k } as usize,
+            ef: (r.ef != 0).then_some(r.ef as usize),
+            filter: filter(r.filter)?,
+            with_payload: r.with_payload,
+            with_vector: r.with_vector,
+        };
+        let hits = blocking(move || tenant.search(&search), Plane::Data).await?;
+        Ok(Response::new(proto::SearchResponse {
+            points: hits.into_iter().map(convert::scored_out).collect(),
+        }))
+    }
+}
