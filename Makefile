@@ -15,8 +15,12 @@ setup:
 run: setup
 	$(CARGO) run $(PROFILE) --bin bulkhead -- serve
 
+BUF := npx --yes @bufbuild/buf@1.75.0
+
 test: setup
 	$(CARGO) fmt --all --check
+	@if command -v npx >/dev/null 2>&1; then $(BUF) lint && echo "buf lint: ok"; \
+	else echo "buf lint skipped: npx not found (apt-get install npm to run it)"; fi
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
 	$(CARGO) test $(PROFILE) --workspace
 

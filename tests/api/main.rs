@@ -1,0 +1,8 @@
+//! End-to-end tests over real gRPC on 127.0.0.1:0 with the real server,
+//! compiled as one binary.
+
+mod auth;
+mod common;
+mod crud;
+mod lifecycle;
+mod sigterm;
