@@ -1,5 +1,6 @@
-//! Compiles proto/ with protox (pure Rust): nobody needs protoc. Also writes
-//! the encoded descriptor set that gRPC server reflection serves.
+//! Generates the server traits of proto/ with protox (pure Rust: nobody needs
+//! protoc). The message types come from bulkhead-client, so the wire types
+//! exist once. Also writes the descriptor set that server reflection serves.
 
 #![allow(clippy::disallowed_methods)] // a build script's errors are shown with their context
 
@@ -7,10 +8,10 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
-        "proto/bulkhead/v1/tenant.proto",
-        "proto/bulkhead/v1/filter.proto",
-        "proto/bulkhead/v1/points_service.proto",
-        "proto/bulkhead/v1/admin_service.proto",
+        "bulkhead/v1/tenant.proto",
+        "bulkhead/v1/filter.proto",
+        "bulkhead/v1/points_service.proto",
+        "bulkhead/v1/admin_service.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;
@@ -21,7 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     tonic_prost_build::configure()
         .build_server(true)
-        .build_client(true)
+        .build_client(false)
+        .extern_path(".bulkhead.v1", "::bulkhead_client::proto")
         .compile_fds(descriptors)?;
     Ok(())
 }

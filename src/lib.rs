@@ -10,9 +10,11 @@ pub mod config;
 pub mod engine;
 pub mod server;
 
-/// Generated wire types (proto/bulkhead/v1).
+/// Wire types (proto/bulkhead/v1): messages and clients from
+/// bulkhead-client, server traits generated here.
 pub mod proto {
     #![allow(clippy::all, missing_docs)]
+    pub use bulkhead_client::proto::*;
     tonic::include_proto!("bulkhead.v1");
 
     /// The encoded descriptors of proto/, for server reflection.

@@ -1,7 +1,6 @@
 //! Wire types to engine types and back. Conversions that can fail say what
 //! to fix, as INVALID_ARGUMENT.
 
-use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 use tonic::Status;
 
@@ -14,70 +13,14 @@ fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message.into())
 }
 
-/// A protobuf Struct to a JSON object. Integral numbers become integers, so
-/// that `match` on integers works on payloads sent as Struct.
+/// A protobuf Struct to a JSON object (see bulkhead_client::json).
 pub(crate) fn struct_to_json(s: prost_types::Struct, path: &str) -> Result<Payload, Status> {
-    s.fields
-        .into_iter()
-        .map(|(k, v)| {
-            let here = format!("{path}.{k}");
-            Ok((k, value_to_json(v, &here)?))
-        })
-        .collect()
-}
-
-fn value_to_json(value: prost_types::Value, path: &str) -> Result<Value, Status> {
-    Ok(match value.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::NumberValue(n)) => {
-            if !n.is_finite() {
-                return Err(invalid(format!(
-                    "payload field {path} is {n}: only finite numbers are allowed"
-                )));
-            }
-            if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
-                Value::Number(Number::from(n as i64))
-            } else {
-                Number::from_f64(n)
-                    .map(Value::Number)
-                    .unwrap_or(Value::Null)
-            }
-        }
-        Some(Kind::StructValue(s)) => Value::Object(struct_to_json(s, path)?),
-        Some(Kind::ListValue(list)) => Value::Array(
-            list.values
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| value_to_json(v, &format!("{path}[{i}]")))
-                .collect::<Result<_, _>>()?,
-        ),
-    })
+    bulkhead_client::json::from_struct(s, path).map_err(invalid)
 }
 
 /// A JSON object to a protobuf Struct.
 pub fn json_to_struct(payload: &Map<String, Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: payload
-            .iter()
-            .map(|(k, v)| (k.clone(), json_to_value(v)))
-            .collect(),
-    }
-}
-
-fn json_to_value(value: &Value) -> prost_types::Value {
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        Value::Object(map) => Kind::StructValue(json_to_struct(map)),
-    };
-    prost_types::Value { kind: Some(kind) }
+    bulkhead_client::json::to_struct(payload)
 }
 
 pub(crate) fn point_input(p: proto::Point, index: usize) -> Result<PointInput, Status> {

@@ -5,4 +5,5 @@ mod auth;
 mod common;
 mod crud;
 mod lifecycle;
+mod sdk;
 mod sigterm;

@@ -1,0 +1,140 @@
+//! The admin client: tenants and tokens, with the admin token.
+
+use tonic::Request;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+
+use crate::error::Result;
+use crate::proto;
+use crate::proto::admin_service_client::AdminServiceClient;
+
+/// A token as issued: the secret is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub id: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    bearer: MetadataValue<Ascii>,
+    admin: AdminServiceClient<Channel>,
+}
+
+impl AdminClient {
+    pub async fn connect(addr: impl Into<String>, admin_token: impl AsRef<str>) -> Result<Self> {
+        let channel = crate::channel(addr).await?;
+        Self::with_channel(channel, admin_token)
+    }
+
+    pub fn with_channel(channel: Channel, admin_token: impl AsRef<str>) -> Result<Self> {
+        Ok(AdminClient {
+            bearer: crate::bearer(admin_token.as_ref())?,
+            admin: AdminServiceClient::new(channel),
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.bearer.clone());
+        request
+    }
+
+    /// Creates a tenant with default index parameters and trust class.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        dimension: u32,
+        metric: proto::Metric,
+    ) -> Result<proto::TenantInfo> {
+        let spec = proto::TenantSpec {
+            dimension,
+            metric: metric as i32,
+            ..Default::default()
+        };
+        self.create_tenant_with(name, spec).await
+    }
+
+    /// Creates a tenant with a full spec (index parameters, trust class).
+    pub async fn create_tenant_with(
+        &self,
+        name: &str,
+        spec: proto::TenantSpec,
+    ) -> Result<proto::TenantInfo> {
+        let request = self.request(proto::CreateTenantRequest {
+            name: name.into(),
+            spec: Some(spec),
+        });
+        let response = self
+            .admin
+            .clone()
+            .create_tenant(request)
+            .await?
+            .into_inner();
+        Ok(response.tenant.unwrap_or_default())
+    }
+
+    pub async fn drop_tenant(&self, name: &str) -> Result<()> {
+        self.admin
+            .clone()
+            .drop_tenant(self.request(proto::DropTenantRequest { name: name.into() }))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<proto::TenantInfo>> {
+        Ok(self
+            .admin
+            .clone()
+            .list_tenants(self.request(proto::ListTenantsRequest {}))
+            .await?
+            .into_inner()
+            .tenants)
+    }
+
+    pub async fn describe_tenant(&self, name: &str) -> Result<proto::TenantInfo> {
+        let request = self.request(proto::DescribeTenantRequest { name: name.into() });
+        Ok(self
+            .admin
+            .clone()
+            .describe_tenant(request)
+            .await?
+            .into_inner()
+            .tenant
+            .unwrap_or_default())
+    }
+
+    pub async fn issue_token(&self, tenant: &str) -> Result<IssuedToken> {
+        let request = self.request(proto::IssueTokenRequest {
+            tenant: tenant.into(),
+        });
+        let issued = self.admin.clone().issue_token(request).await?.into_inner();
+        Ok(IssuedToken {
+            id: issued.id,
+            token: issued.token,
+        })
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        self.admin
+            .clone()
+            .revoke_token(self.request(proto::RevokeTokenRequest { id: id.into() }))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_tokens(&self, tenant: &str) -> Result<Vec<proto::TokenInfo>> {
+        let request = self.request(proto::ListTokensRequest {
+            tenant: tenant.into(),
+        });
+        Ok(self
+            .admin
+            .clone()
+            .list_tokens(request)
+            .await?
+            .into_inner()
+            .tokens)
+    }
+}
