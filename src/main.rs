@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use bulkhead::api::AdminToken;
+use bulkhead::cli::{self, AdminArgs, ClientArgs};
 use bulkhead::config::ServeConfig;
 use bulkhead::engine::{EngineConfig, Registry};
 use clap::{Parser, Subcommand};
@@ -17,19 +18,31 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeConfig),
+    /// Manage tenants and tokens (needs the admin token).
+    Admin(AdminArgs),
+    /// Read and write one tenant's points (needs that tenant's token).
+    Client(ClientArgs),
 }
 
 fn main() {
+    let parsed = Cli::parse();
+    // The server logs what it does; the CLI speaks only when something is wrong.
+    let default_level = match parsed.command {
+        Command::Serve(_) => "info",
+        Command::Admin(_) | Command::Client(_) => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
         )
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match parsed.command {
         Command::Serve(config) => serve(config),
+        Command::Admin(args) => cli::block_on(args.run()),
+        Command::Client(args) => cli::block_on(args.run()),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

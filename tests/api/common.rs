@@ -12,6 +12,7 @@ pub const ADMIN: &str = "test-admin-token-0123456789abcdef";
 
 /// The real server, in-process, on an ephemeral loopback port.
 pub struct TestServer {
+    pub url: String,
     pub channel: Channel,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
@@ -39,6 +40,7 @@ impl TestServer {
             .await
             .unwrap();
         TestServer {
+            url: format!("http://{addr}"),
             channel,
             shutdown: Some(tx),
             handle: Some(handle),

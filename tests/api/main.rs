@@ -2,6 +2,7 @@
 //! compiled as one binary.
 
 mod auth;
+mod cli;
 mod common;
 mod crud;
 mod lifecycle;

@@ -1,0 +1,221 @@
+//! `bulkhead admin`: tenants and tokens, with the admin token.
+
+use bulkhead_client::{AdminClient, proto};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{CliResult, DEFAULT_ADDR, print_json};
+use crate::engine::Metric;
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Server address.
+    #[arg(long, env = "BULKHEAD_ADDR", default_value = DEFAULT_ADDR, global = true)]
+    addr: String,
+    /// The admin token (the server logs where it keeps a generated one).
+    #[arg(
+        long,
+        env = "BULKHEAD_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create, list, describe and drop tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Issue, revoke and list tenant tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        name: String,
+        /// Vector dimension (1-4096).
+        #[arg(long)]
+        dim: u32,
+        /// cosine, l2 or dot.
+        #[arg(long, default_value = "cosine")]
+        metric: Metric,
+        /// Trust class (default: "default").
+        #[arg(long)]
+        trust_class: Option<String>,
+        /// HNSW neighbours per node (4-128, default 16).
+        #[arg(long)]
+        m: Option<u32>,
+        /// HNSW build candidate list (8-4096, default 200).
+        #[arg(long)]
+        ef_construction: Option<u32>,
+    },
+    /// List every tenant.
+    List,
+    /// Show one tenant.
+    Describe { name: String },
+    /// Drop a tenant: its data, files and tokens are gone when this returns.
+    Drop { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a tenant; prints the secret once.
+    Issue { tenant: String },
+    /// Revoke a token by id.
+    Revoke { id: String },
+    /// List a tenant's tokens (ids and state, never secrets).
+    List { tenant: String },
+}
+
+fn metric_name(metric: i32) -> &'static str {
+    match proto::Metric::try_from(metric) {
+        Ok(proto::Metric::Cosine) => "cosine",
+        Ok(proto::Metric::L2) => "l2",
+        Ok(proto::Metric::Dot) => "dot",
+        _ => "unspecified",
+    }
+}
+
+fn tenant_json(t: &proto::TenantInfo) -> serde_json::Value {
+    let spec = t.spec.clone().unwrap_or_default();
+    let index = spec.index.unwrap_or_default();
+    json!({
+        "name": t.name,
+        "dimension": spec.dimension,
+        "metric": metric_name(spec.metric),
+        "m": index.m,
+        "ef_construction": index.ef_construction,
+        "trust_class": spec.trust_class,
+        "points": t.points,
+        "graph_nodes": t.graph_nodes,
+        "created_unix_ms": t.created_unix_ms,
+    })
+}
+
+fn tenant_line(t: &proto::TenantInfo) -> String {
+    let j = tenant_json(t);
+    format!(
+        "{}\tdim={}\tmetric={}\tpoints={}\ttrust_class={}",
+        t.name,
+        j["dimension"],
+        j["metric"].as_str().unwrap_or(""),
+        t.points,
+        j["trust_class"].as_str().unwrap_or("")
+    )
+}
+
+impl AdminArgs {
+    pub async fn run(self) -> CliResult {
+        let token = self
+            .token
+            .ok_or("the admin token is required: --token or BULKHEAD_ADMIN_TOKEN")?;
+        let admin = AdminClient::connect(self.addr, token).await?;
+        let json = self.json;
+        match self.command {
+            AdminCommand::Tenant(TenantCommand::Create {
+                name,
+                dim,
+                metric,
+                trust_class,
+                m,
+                ef_construction,
+            }) => {
+                let spec = proto::TenantSpec {
+                    dimension: dim,
+                    metric: match metric {
+                        Metric::Cosine => proto::Metric::Cosine,
+                        Metric::L2 => proto::Metric::L2,
+                        Metric::Dot => proto::Metric::Dot,
+                    } as i32,
+                    index: Some(proto::IndexParams {
+                        m: m.unwrap_or(0),
+                        ef_construction: ef_construction.unwrap_or(0),
+                    }),
+                    trust_class: trust_class.unwrap_or_default(),
+                };
+                let info = admin.create_tenant_with(&name, spec).await?;
+                if json {
+                    print_json(&tenant_json(&info))
+                } else {
+                    println!("created {}", tenant_line(&info))
+                }
+            }
+            AdminCommand::Tenant(TenantCommand::List) => {
+                let tenants = admin.list_tenants().await?;
+                if json {
+                    print_json(
+                        &json!({ "tenants": tenants.iter().map(tenant_json).collect::<Vec<_>>() }),
+                    );
+                } else {
+                    tenants.iter().for_each(|t| println!("{}", tenant_line(t)));
+                }
+            }
+            AdminCommand::Tenant(TenantCommand::Describe { name }) => {
+                let info = admin.describe_tenant(&name).await?;
+                if json {
+                    print_json(&tenant_json(&info));
+                } else {
+                    for (k, v) in tenant_json(&info).as_object().into_iter().flatten() {
+                        println!(
+                            "{k}: {}",
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                        );
+                    }
+                }
+            }
+            AdminCommand::Tenant(TenantCommand::Drop { name }) => {
+                admin.drop_tenant(&name).await?;
+                if json {
+                    print_json(&json!({ "dropped": name }))
+                } else {
+                    println!("dropped {name}")
+                }
+            }
+            AdminCommand::Token(TokenCommand::Issue { tenant }) => {
+                let issued = admin.issue_token(&tenant).await?;
+                if json {
+                    print_json(&json!({ "id": issued.id, "token": issued.token }))
+                } else {
+                    println!("{}", issued.token)
+                }
+            }
+            AdminCommand::Token(TokenCommand::Revoke { id }) => {
+                admin.revoke_token(&id).await?;
+                if json {
+                    print_json(&json!({ "revoked": id }))
+                } else {
+                    println!("revoked {id}")
+                }
+            }
+            AdminCommand::Token(TokenCommand::List { tenant }) => {
+                let tokens = admin.list_tokens(&tenant).await?;
+                if json {
+                    let list: Vec<_> = tokens
+                        .iter()
+                        .map(|t| json!({ "id": t.id, "tenant": t.tenant, "created_unix_ms": t.created_unix_ms, "revoked": t.revoked }))
+                        .collect();
+                    print_json(&json!({ "tokens": list }));
+                } else {
+                    for t in tokens {
+                        println!(
+                            "{}\t{}\t{}",
+                            t.id,
+                            t.created_unix_ms,
+                            if t.revoked { "revoked" } else { "active" }
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,248 @@
+//! `bulkhead client`: one tenant's data, with that tenant's token.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use bulkhead_client::{Filter, Point, TenantClient};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{CliResult, DEFAULT_ADDR, print_json};
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The tenant to work on.
+    #[arg(long, env = "BULKHEAD_TENANT", global = true)]
+    tenant: Option<String>,
+    /// Server address.
+    #[arg(long, env = "BULKHEAD_ADDR", default_value = DEFAULT_ADDR, global = true)]
+    addr: String,
+    /// The tenant's token.
+    #[arg(long, env = "BULKHEAD_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Upsert points from JSON lines: {"id": "...", "vector": [...], "payload": {...}}.
+    Upsert {
+        /// The file to read; `-` reads standard input.
+        #[arg(long)]
+        file: String,
+        /// Points per request.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+    /// The nearest points to a vector.
+    Search {
+        /// The query vector, as a JSON array.
+        #[arg(long)]
+        vector: String,
+        #[arg(short, long, default_value_t = 10)]
+        k: u32,
+        /// A filter in JSON: {"must": [{"key": "k", "match": {"value": "v"}}], ...}.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Candidate list size of the graph search.
+        #[arg(long)]
+        ef: Option<u32>,
+    },
+    /// Points by id.
+    Get {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete points by id.
+    Delete {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Number of points, optionally matching a filter.
+    Count {
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// One page of points in id order.
+    Scroll {
+        /// The previous page's next cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+/// Parses and validates a JSON filter locally, then sends its wire form.
+fn parse_filter(
+    raw: Option<&str>,
+) -> Result<Option<Filter>, Box<dyn std::error::Error + Send + Sync>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let value: Value =
+        serde_json::from_str(raw).map_err(|e| format!("--filter is not JSON: {e}"))?;
+    let filter = crate::engine::Filter::from_json(&value)?;
+    Ok(Some(Filter::from(crate::api::filter_to_proto(&filter))))
+}
+
+fn point_json(p: &Point) -> Value {
+    let mut v = json!({ "id": p.id });
+    if let Some(payload) = &p.payload {
+        v["payload"] = Value::Object(payload.clone());
+    }
+    if !p.vector.is_empty() {
+        v["vector"] = json!(p.vector);
+    }
+    v
+}
+
+/// One JSON line of an upsert file.
+fn parse_line(line: &str, number: usize) -> Result<Point, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        id: String,
+        vector: Vec<f32>,
+        #[serde(default)]
+        payload: Option<serde_json::Map<String, Value>>,
+    }
+    let parsed: Line = serde_json::from_str(line).map_err(|e| format!("line {number}: {e}"))?;
+    Ok(Point {
+        id: parsed.id,
+        vector: parsed.vector,
+        payload: parsed.payload,
+    })
+}
+
+async fn upsert(
+    client: &TenantClient,
+    file: &str,
+    batch: usize,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(fs_err::File::open(file)?))
+    };
+    let progress = std::io::stderr().is_terminal();
+    let batch = batch.clamp(1, crate::engine::MAX_BATCH_POINTS);
+    let (mut pending, mut written) = (Vec::with_capacity(batch), 0u64);
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        pending.push(
+            parse_line(&line, i + 1)
+                .map_err(|e| format!("{e} ({written} points were written before it)"))?,
+        );
+        if pending.len() == batch {
+            written += client.upsert(std::mem::take(&mut pending)).await?;
+            if progress {
+                eprint!("\rupserted {written} points");
+                let _ = std::io::stderr().flush();
+            }
+        }
+    }
+    if !pending.is_empty() {
+        written += client.upsert(pending).await?;
+    }
+    if progress {
+        eprintln!("\rupserted {written} points");
+    }
+    Ok(written)
+}
+
+impl ClientArgs {
+    pub async fn run(self) -> CliResult {
+        let tenant = self
+            .tenant
+            .ok_or("the tenant is required: --tenant or BULKHEAD_TENANT")?;
+        let token = self
+            .token
+            .ok_or("the tenant's token is required: --token or BULKHEAD_TOKEN")?;
+        let client = TenantClient::connect(self.addr, tenant, token).await?;
+        let json = self.json;
+        match self.command {
+            ClientCommand::Upsert { file, batch } => {
+                let written = upsert(&client, &file, batch).await?;
+                if json {
+                    print_json(&json!({ "upserted": written }))
+                } else {
+                    println!("upserted {written} points")
+                }
+            }
+            ClientCommand::Search {
+                vector,
+                k,
+                filter,
+                ef,
+            } => {
+                let vector: Vec<f32> = serde_json::from_str(&vector)
+                    .map_err(|e| format!("--vector is not a JSON array of numbers: {e}"))?;
+                let mut search = client.search(vector).k(k).with_payload();
+                if let Some(f) = parse_filter(filter.as_deref())? {
+                    search = search.filter(f);
+                }
+                if let Some(ef) = ef {
+                    search = search.ef(ef);
+                }
+                let hits = search.send().await?;
+                if json {
+                    let list: Vec<Value> = hits
+                        .iter()
+                        .map(|h| json!({ "id": h.id, "score": h.score, "payload": h.payload }))
+                        .collect();
+                    print_json(&json!({ "points": list }));
+                } else {
+                    hits.iter().for_each(|h| println!("{}\t{}", h.id, h.score));
+                }
+            }
+            ClientCommand::Get { ids } => {
+                let points = client.get(ids, true, true).await?;
+                if json {
+                    print_json(
+                        &json!({ "points": points.iter().map(point_json).collect::<Vec<_>>() }),
+                    );
+                } else {
+                    points.iter().for_each(|p| println!("{}", point_json(p)));
+                }
+            }
+            ClientCommand::Delete { ids } => {
+                let deleted = client.delete(ids).await?;
+                if json {
+                    print_json(&json!({ "deleted": deleted }))
+                } else {
+                    println!("deleted {deleted} points")
+                }
+            }
+            ClientCommand::Count { filter } => {
+                let count = client.count(parse_filter(filter.as_deref())?).await?;
+                if json {
+                    print_json(&json!({ "count": count }))
+                } else {
+                    println!("{count}")
+                }
+            }
+            ClientCommand::Scroll { cursor, limit } => {
+                let page = client.scroll(cursor, limit, None).await?;
+                if json {
+                    print_json(&json!({
+                        "points": page.points.iter().map(point_json).collect::<Vec<_>>(),
+                        "next_cursor": page.next_cursor,
+                    }));
+                } else {
+                    page.points
+                        .iter()
+                        .for_each(|p| println!("{}", point_json(p)));
+                    if let Some(c) = page.next_cursor {
+                        eprintln!("next cursor: {c}");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
