@@ -92,6 +92,7 @@ impl Registry {
         self.tenants
             .write()
             .insert(name.clone(), Arc::clone(&tenant));
+        self.audit("tenant.create", name.as_str(), None)?;
         tracing::info!(tenant = %name, "tenant created");
         Ok(tenant)
     }
