@@ -1,20 +1,128 @@
-//! Server configuration: embedded defaults, overridden by environment
-//! variables, overridden by command-line flags.
+//! Server configuration. Each setting comes from, in rising precedence: the
+//! embedded default, the `--config` file (TOML), the environment, the flag.
+//!
+//! ```toml
+//! # bulkhead.toml
+//! data_dir = "/var/lib/bulkhead"
+//! listen = "127.0.0.1:50551"
+//! tenants_per_shelf = 100
+//! ```
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 
 /// Where the server keeps its data when nothing else is said.
 pub const DEFAULT_DATA_DIR: &str = "bulkhead-data";
 /// The server listens on loopback only unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50551";
 
-#[derive(Debug, Clone, clap::Args)]
+/// `bulkhead serve` flags; unset ones fall back to the file, then defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Data directory, created if missing [default: ./bulkhead-data].
+    #[arg(long, env = "BULKHEAD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50551].
+    #[arg(long, env = "BULKHEAD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Most tenants per shelf (RocksDB instance) [default: 100].
+    #[arg(long, env = "BULKHEAD_TENANTS_PER_SHELF")]
+    pub tenants_per_shelf: Option<usize>,
+    /// A TOML file with any of the settings above.
+    #[arg(long, env = "BULKHEAD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The settings a config file may hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    tenants_per_shelf: Option<usize>,
+}
+
+/// The resolved server configuration.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
-    /// Data directory (created if missing).
-    #[arg(long, env = "BULKHEAD_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
-    /// Address for the gRPC server.
-    #[arg(long, env = "BULKHEAD_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    pub tenants_per_shelf: usize,
+}
+
+impl ServeArgs {
+    /// Applies the config file and the defaults under the flags and env.
+    pub fn resolve(self) -> Result<ServeConfig, String> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let default_listen: SocketAddr = DEFAULT_LISTEN
+            .parse()
+            .map_err(|e| format!("bad default address: {e}"))?;
+        let tenants_per_shelf = self
+            .tenants_per_shelf
+            .or(file.tenants_per_shelf)
+            .unwrap_or(bulkhead_storage::StorageOptions::default().tenants_per_shelf);
+        if tenants_per_shelf == 0 {
+            return Err("tenants_per_shelf must be at least 1".into());
+        }
+        Ok(ServeConfig {
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            listen: self.listen.or(file.listen).unwrap_or(default_listen),
+            tenants_per_shelf,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_which_beats_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bulkhead.toml");
+        fs_err::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\ntenants_per_shelf = 7\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            tenants_per_shelf: Some(9),
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(config.tenants_per_shelf, 9);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+
+        fs_err::write(&file, "listen = 5\n").unwrap();
+        let err = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.contains("bulkhead.toml"), "{err}");
+        fs_err::write(&file, "listne = \"x\"\n").unwrap();
+        let err = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+    }
 }

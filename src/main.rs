@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use bulkhead::api::AdminToken;
 use bulkhead::cli::{self, AdminArgs, ClientArgs};
-use bulkhead::config::ServeConfig;
+use bulkhead::config::ServeArgs;
 use bulkhead::engine::{EngineConfig, Registry};
 use clap::{Parser, Subcommand};
 
@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeConfig),
+    Serve(ServeArgs),
     /// Manage tenants and tokens (needs the admin token).
     Admin(AdminArgs),
     /// Read and write one tenant's points (needs that tenant's token).
@@ -40,7 +40,7 @@ fn main() {
         )
         .init();
     let result = match parsed.command {
-        Command::Serve(config) => serve(config),
+        Command::Serve(args) => serve(args),
         Command::Admin(args) => cli::block_on(args.run()),
         Command::Client(args) => cli::block_on(args.run()),
     };
@@ -50,13 +50,15 @@ fn main() {
     }
 }
 
-fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let config = args.resolve()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let data_dir = config.data_dir.clone();
+        let mut engine = EngineConfig::default();
+        engine.storage.tenants_per_shelf = config.tenants_per_shelf;
         let registry =
-            tokio::task::spawn_blocking(move || Registry::open(&data_dir, EngineConfig::default()))
-                .await??;
+            tokio::task::spawn_blocking(move || Registry::open(&data_dir, engine)).await??;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
         let admin_token = admin_token(&registry)?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
