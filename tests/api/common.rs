@@ -124,3 +124,51 @@ impl Auth<'_> {
         with_token(message, self.0)
     }
 }
+
+/// Starts the real `bulkhead serve` binary on an ephemeral port; returns it,
+/// its URL and its log lines so far and to come. With `admin_env`, the admin
+/// token is ADMIN from the environment; without, the server makes its own.
+pub fn serve(
+    dir: &std::path::Path,
+    admin_env: bool,
+) -> (
+    std::process::Child,
+    String,
+    Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::{BufRead, BufReader};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .env_remove("BULKHEAD_CONFIG")
+        .stderr(std::process::Stdio::piped());
+    if admin_env {
+        command.env("BULKHEAD_ADMIN_TOKEN", ADMIN);
+    } else {
+        command.env_remove("BULKHEAD_ADMIN_TOKEN");
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let addr = loop {
+        let line = lines.next().expect("server exited before serving").unwrap();
+        log.lock().unwrap().push(line.clone());
+        if let Some(rest) = line
+            .split("addr=")
+            .nth(1)
+            .filter(|_| line.contains("serving"))
+        {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, format!("http://{addr}"), log)
+}

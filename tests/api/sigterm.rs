@@ -1,46 +1,19 @@
 //! The real binary, stopped with SIGTERM while a client writes: it exits
 //! cleanly and every acknowledged write is there after a restart.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use bulkhead::proto;
 use bulkhead::proto::admin_service_client::AdminServiceClient;
 use bulkhead::proto::points_service_client::PointsServiceClient;
 use serde_json::json;
 
-use crate::common::{ADMIN, point, with_token};
-
-/// Starts `bulkhead serve` on an ephemeral port; returns it and its address.
-fn serve(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server exited before serving").unwrap();
-        if let Some(rest) = line
-            .split("addr=")
-            .nth(1)
-            .filter(|_| line.contains("serving"))
-        {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
-}
+use crate::common::{ADMIN, point, serve, with_token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_writes_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = serve(dir.path());
+    let (mut child, url, _) = serve(dir.path(), true);
     let mut admin = AdminServiceClient::connect(url.clone()).await.unwrap();
     let spec = proto::TenantSpec {
         dimension: 4,
@@ -118,7 +91,7 @@ async fn sigterm_during_writes_loses_no_acknowledged_write() {
         "some writes were acknowledged before the signal"
     );
 
-    let (mut child, url) = serve(dir.path());
+    let (mut child, url, _) = serve(dir.path(), true);
     let mut points = PointsServiceClient::connect(url).await.unwrap();
     let count = points
         .count(with_token(
