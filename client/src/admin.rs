@@ -35,11 +35,7 @@ impl AdminClient {
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", self.bearer.clone());
-        request
+        crate::authorized(&self.bearer, message)
     }
 
     /// Creates a tenant with default index parameters and trust class.

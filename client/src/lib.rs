@@ -58,6 +58,18 @@ async fn channel(addr: impl Into<String>) -> Result<tonic::transport::Channel> {
     Ok(endpoint.connect().await?)
 }
 
+/// `message` with its `authorization` metadata.
+fn authorized<T>(
+    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    message: T,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
+    request
+}
+
 /// `authorization: Bearer <token>` metadata.
 fn bearer(token: &str) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> {
     if token.trim().is_empty() {

@@ -127,11 +127,7 @@ impl TenantClient {
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", self.bearer.clone());
-        request
+        crate::authorized(&self.bearer, message)
     }
 
     /// Inserts or replaces points (at most 10,000 per call; applied whole or

@@ -93,6 +93,20 @@ async fn call(
     }
 }
 
+/// The victim's point that every refused probe goes after.
+async fn plant_secret(server: &TestServer, victim: &str) {
+    let points = vec![point("secret", [0.5; 4], json!({"ssn": "123"}))];
+    let request = proto::UpsertRequest {
+        tenant: "victim".into(),
+        points,
+    };
+    server
+        .points()
+        .upsert(with_token(request, victim))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invariant_1_every_points_rpc_refuses_every_wrong_credential() {
     let server = TestServer::start().await;
@@ -123,17 +137,7 @@ async fn invariant_1_every_points_rpc_refuses_every_wrong_credential() {
         ))
         .await
         .unwrap();
-    server
-        .points()
-        .upsert(with_token(
-            proto::UpsertRequest {
-                tenant: "victim".into(),
-                points: vec![point("secret", [0.5; 4], json!({"ssn": "123"}))],
-            },
-            &victim,
-        ))
-        .await
-        .unwrap();
+    plant_secret(&server, &victim).await;
 
     for rpc in RPCS {
         let cases: [(&str, &str, Option<&str>, Code); 6] = [
@@ -186,17 +190,7 @@ async fn invariant_1_every_points_rpc_refuses_every_wrong_credential() {
             .await
             .unwrap_or_else(|e| panic!("{rpc}: {e}"));
         if rpc == "delete" {
-            server
-                .points()
-                .upsert(with_token(
-                    proto::UpsertRequest {
-                        tenant: "victim".into(),
-                        points: vec![point("secret", [0.5; 4], json!({"ssn": "123"}))],
-                    },
-                    &victim,
-                ))
-                .await
-                .unwrap();
+            plant_secret(&server, &victim).await; // the right token deleted it
         }
     }
     let attacker_count = server
