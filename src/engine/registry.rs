@@ -32,6 +32,7 @@ pub struct Registry {
     config: Arc<EngineConfig>,
     tenants: RwLock<HashMap<TenantName, Arc<Tenant>>>,
     credentials: Credentials,
+    node_secret: [u8; 32],
     /// Serializes create and drop, so a name is never half created.
     lifecycle: Mutex<()>,
 }
@@ -52,13 +53,30 @@ impl Registry {
     /// Opens the registry under `data_dir`, loading every tenant.
     pub fn open(data_dir: &Path, config: EngineConfig) -> Result<Registry> {
         let storage = Storage::open(data_dir, config.storage.clone())?;
+        let mut fresh = None;
+        let node_secret = storage.node_secret(|| {
+            let made = super::credentials::random_bytes::<32>();
+            let secret = made.as_ref().map_or([0u8; 32], |s| *s);
+            fresh = Some(made);
+            secret
+        })?;
+        if let Some(Err(e)) = fresh {
+            return Err(e);
+        }
         let config = Arc::new(config);
         let mut tenants = HashMap::new();
         for record in storage.tenants()? {
             let name = TenantName::parse(&record.name)?;
             let spec = spec_of(&record)?;
             let store = storage.open_tenant(&record)?;
-            let tenant = Tenant::open(name.clone(), record, spec, store, Arc::clone(&config))?;
+            let tenant = Tenant::open(
+                name.clone(),
+                record,
+                spec,
+                store,
+                Arc::clone(&config),
+                &node_secret,
+            )?;
             tenants.insert(name, tenant);
         }
         tracing::info!(
@@ -72,6 +90,7 @@ impl Registry {
             config,
             tenants: RwLock::new(tenants),
             credentials,
+            node_secret,
             lifecycle: Mutex::new(()),
         })
     }
@@ -88,7 +107,14 @@ impl Registry {
             .storage
             .create_tenant(name.as_str(), spec.trust_class.as_str(), settings)?
             .ok_or(EngineError::TenantExists)?;
-        let tenant = Tenant::open(name.clone(), record, spec, store, Arc::clone(&self.config))?;
+        let tenant = Tenant::open(
+            name.clone(),
+            record,
+            spec,
+            store,
+            Arc::clone(&self.config),
+            &self.node_secret,
+        )?;
         self.tenants
             .write()
             .insert(name.clone(), Arc::clone(&tenant));

@@ -15,7 +15,7 @@ use bulkhead_storage::{PointWrite, StoredPoint, TenantRecord, TenantStore};
 use parking_lot::{Mutex, RwLock};
 
 use super::config::EngineConfig;
-use super::cursor;
+use super::cursor::{self, CursorKey};
 use super::error::{EngineError, Result};
 use super::filter::Filter;
 use super::graph::Graph;
@@ -78,6 +78,7 @@ pub struct Tenant {
     name: TenantName,
     record: TenantRecord,
     spec: TenantSpec,
+    cursor_key: CursorKey,
     config: Arc<EngineConfig>,
     store: TenantStore,
     table: RwLock<PointTable>,
@@ -171,6 +172,7 @@ impl Tenant {
         spec: TenantSpec,
         store: TenantStore,
         config: Arc<EngineConfig>,
+        node_secret: &[u8; 32],
     ) -> Result<Arc<Tenant>> {
         let next_internal = store.next_internal_id()?;
         let mut table = PointTable::default();
@@ -208,10 +210,12 @@ impl Tenant {
         graph.insert(&replay);
         drop(replay);
         tracing::debug!(tenant = %name, points = table.len(), replayed, "tenant opened");
+        let cursor_key = CursorKey::new(node_secret, record.incarnation);
         Ok(Arc::new_cyclic(|this| Tenant {
             name,
             record,
             spec,
+            cursor_key,
             config,
             store,
             table: RwLock::new(table),
@@ -397,7 +401,7 @@ impl Tenant {
             )));
         }
         let after = cursor
-            .map(|c| cursor::decode(self.record.incarnation, c))
+            .map(|c| cursor::decode(&self.cursor_key, c))
             .transpose()?;
         let table = self.table.read();
         let mut page: Vec<&LivePoint> = table
@@ -407,8 +411,7 @@ impl Tenant {
             .collect();
         let next_cursor = if page.len() > limit {
             page.pop();
-            page.last()
-                .map(|p| cursor::encode(self.record.incarnation, &p.id))
+            page.last().map(|p| cursor::encode(&self.cursor_key, &p.id))
         } else {
             None
         };

@@ -46,6 +46,7 @@ const TENANT_PREFIX: &[u8] = b"tenant/";
 const SHELF_PREFIX: &[u8] = b"shelf/";
 const TOKEN_PREFIX: &[u8] = b"token/";
 const NEXT_INCARNATION: &[u8] = b"counter/incarnation";
+const NODE_SECRET: &[u8] = b"secret/node";
 const NEXT_SHELF: &[u8] = b"counter/shelf";
 
 pub(crate) struct MetaStore {
@@ -156,6 +157,18 @@ impl MetaStore {
         self.db
             .put_opt(NEXT_INCARNATION, (next + 1).to_be_bytes(), &synced())?;
         Ok(next)
+    }
+
+    /// The node's secret, created with `generate` on first use.
+    pub(crate) fn node_secret(&self, generate: impl FnOnce() -> [u8; 32]) -> Result<[u8; 32]> {
+        if let Some(v) = self.db.get_pinned(NODE_SECRET)? {
+            return v[..]
+                .try_into()
+                .map_err(|_| crate::StorageError::Corrupt("node secret is not 32 bytes".into()));
+        }
+        let secret = generate();
+        self.db.put_opt(NODE_SECRET, secret, &synced())?;
+        Ok(secret)
     }
 
     pub(crate) fn flush(&self) -> Result<()> {

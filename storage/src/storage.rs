@@ -206,6 +206,12 @@ impl Storage {
         Ok(())
     }
 
+    /// A random secret of this node, made with `generate` the first time and
+    /// kept in `meta` (it keys values handed to clients, such as cursors).
+    pub fn node_secret(&self, generate: impl FnOnce() -> [u8; 32]) -> Result<[u8; 32]> {
+        self.meta.node_secret(generate)
+    }
+
     /// Every stored token (hashes only).
     pub fn tokens(&self) -> Result<Vec<TokenRecord>> {
         self.meta.tokens()
