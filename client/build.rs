@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "bulkhead/v1/filter.proto",
             "bulkhead/v1/points_service.proto",
             "bulkhead/v1/admin_service.proto",
+            "bulkhead/v1/embedder_service.proto",
         ],
         ["../proto"],
     )?;
