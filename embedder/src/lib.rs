@@ -5,15 +5,25 @@
 //! (config.json, model.safetensors, tokenizer.json and the
 //! sentence-transformers module configs). `scripts/fetch-model.sh` puts the
 //! default model, all-MiniLM-L6-v2, into `$BULKHEAD_MODELS_DIR`.
+//!
+//! The sidecar (`bulkhead-embedder`) serves `bulkhead.v1.EmbedderService`
+//! to the Bulkhead server only (a shared secret), with one queue and one
+//! batcher per trust class and a cache keyed by tenant, model and text.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod batcher;
+mod cache;
 mod encoder;
 mod error;
 mod models_dir;
 mod pooling;
+mod service;
 
+pub use batcher::{BatchConfig, BatchError, BatchRecord, Batchers};
+pub use cache::{CacheCounters, EmbeddingCache};
 pub use encoder::Encoder;
 pub use error::{EmbedderError, Result};
 pub use models_dir::{DEFAULT_MODEL, models_dir};
 pub use pooling::Pooling;
+pub use service::{EmbedderApi, MAX_TEXT_BYTES, MAX_TEXTS};

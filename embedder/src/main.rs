@@ -1,0 +1,119 @@
+//! `bulkhead-embedder`: the embedding sidecar.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_embedder::{
+    BatchConfig, Batchers, DEFAULT_MODEL, EmbedderApi, EmbeddingCache, Encoder, models_dir,
+};
+use clap::Parser;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Bulkhead's embedding sidecar: batched sentence encoders, one batcher per
+/// trust class, a per-tenant cache. Only the Bulkhead server may call it.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// gRPC listen address.
+    #[arg(
+        long,
+        env = "BULKHEAD_EMBEDDER_LISTEN",
+        default_value = "127.0.0.1:50552"
+    )]
+    listen: SocketAddr,
+    /// The secret the Bulkhead server sends (at least 16 characters).
+    #[arg(long, env = "BULKHEAD_EMBEDDER_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Trust classes served, comma-separated; requests of other classes are refused.
+    #[arg(
+        long,
+        env = "BULKHEAD_EMBEDDER_TRUST_CLASSES",
+        value_delimiter = ',',
+        default_value = "default"
+    )]
+    trust_classes: Vec<String>,
+    /// Directory of model folders.
+    #[arg(long, env = "BULKHEAD_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// The model to serve (a folder in the models directory).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
+    /// Most texts per encoder call.
+    #[arg(long, default_value_t = 32)]
+    max_batch: usize,
+    /// Milliseconds a request waits for others of its class.
+    #[arg(long, default_value_t = 5)]
+    max_wait_ms: u64,
+    /// Requests waiting per class before RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 256)]
+    queue: usize,
+    /// Embedding cache size in MiB.
+    #[arg(long, default_value_t = 256)]
+    cache_mib: usize,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    if let Err(e) = run(Args::parse()).await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if args.secret.len() < 16 {
+        return Err("the shared secret must be at least 16 characters".into());
+    }
+    let dir = args.models_dir.unwrap_or_else(models_dir).join(&args.model);
+    let encoder =
+        tokio::task::spawn_blocking(move || Encoder::load(&dir, &candle_core::Device::Cpu))
+            .await??;
+    let config = BatchConfig {
+        max_batch: args.max_batch.max(1),
+        max_wait: Duration::from_millis(args.max_wait_ms),
+        queue_capacity: args.queue.max(1),
+    };
+    let batchers = Arc::new(Batchers::start(
+        &args.trust_classes,
+        Arc::new(encoder),
+        config,
+    ));
+    let cache = Arc::new(EmbeddingCache::new(args.cache_mib << 20));
+    let api = EmbedderApi::new(args.secret, args.model, batchers, cache);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, classes = ?args.trust_classes, "embedder serving");
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(api.into_service())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown())
+        .await?;
+    Ok(())
+}
+
+/// SIGTERM (how the Bulkhead server stops a sidecar it started) or Ctrl-C.
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

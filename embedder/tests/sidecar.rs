@@ -1,0 +1,265 @@
+//! The sidecar over real gRPC on 127.0.0.1:0 with the real model: batches
+//! never mix trust classes, the cache never answers across tenants, and the
+//! service refuses what it must.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bulkhead_client::proto::embedder_service_client::EmbedderServiceClient;
+use bulkhead_client::proto::{EmbedRequest, EmbedResponse};
+use bulkhead_embedder::{
+    BatchConfig, Batchers, DEFAULT_MODEL, EmbedderApi, EmbeddingCache, Encoder, models_dir,
+};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+const SECRET: &str = "sidecar-test-secret-0123456789";
+
+fn encoder() -> Arc<Encoder> {
+    static ENCODER: OnceLock<Arc<Encoder>> = OnceLock::new();
+    Arc::clone(ENCODER.get_or_init(|| {
+        let dir = models_dir().join(DEFAULT_MODEL);
+        Arc::new(
+            Encoder::load(&dir, &candle_core::Device::Cpu).unwrap_or_else(|e| {
+                panic!(
+                    "cannot load {} ({e}); `make setup` fetches it",
+                    dir.display()
+                )
+            }),
+        )
+    }))
+}
+
+struct Sidecar {
+    client: EmbedderServiceClient<Channel>,
+    batchers: Arc<Batchers>,
+    cache: Arc<EmbeddingCache>,
+}
+
+async fn start(classes: &[&str], config: BatchConfig) -> Sidecar {
+    let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+    let batchers = Arc::new(Batchers::start(&classes, encoder(), config));
+    let cache = Arc::new(EmbeddingCache::new(64 << 20));
+    let api = EmbedderApi::new(
+        SECRET.into(),
+        DEFAULT_MODEL.into(),
+        Arc::clone(&batchers),
+        Arc::clone(&cache),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(api.into_service())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let client = EmbedderServiceClient::connect(url).await.unwrap();
+    Sidecar {
+        client,
+        batchers,
+        cache,
+    }
+}
+
+async fn embed(
+    client: &EmbedderServiceClient<Channel>,
+    secret: &str,
+    tenant: &str,
+    class: &str,
+    texts: &[String],
+) -> Result<EmbedResponse, Status> {
+    let mut request = Request::new(EmbedRequest {
+        tenant: tenant.into(),
+        trust_class: class.into(),
+        model: String::new(),
+        texts: texts.to_vec(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    client.clone().embed(request).await.map(|r| r.into_inner())
+}
+
+fn bits(response: &EmbedResponse) -> Vec<Vec<u32>> {
+    response
+        .embeddings
+        .iter()
+        .map(|e| e.values.iter().map(|x| x.to_bits()).collect())
+        .collect()
+}
+
+fn texts(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{prefix} sentence number {i} about tenant isolation {}",
+                "and more words ".repeat(i % 5)
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invariant_4_batches_hold_one_trust_class_and_neighbours_change_no_bit() {
+    let sidecar = start(
+        &["gold", "free"],
+        BatchConfig {
+            max_batch: 16,
+            max_wait: Duration::from_millis(20),
+            queue_capacity: 64,
+        },
+    )
+    .await;
+    let b_texts = texts("bravo", 6);
+    let quiet = embed(&sidecar.client, SECRET, "tenant-b1", "free", &b_texts)
+        .await
+        .unwrap();
+
+    // Tenant a floods the other class while tenant b (a fresh cache key:
+    // another tenant of b's class) asks for the same texts.
+    let flood: Vec<_> = (0..6)
+        .map(|i| {
+            let client = sidecar.client.clone();
+            let t = texts(&format!("alpha{i}"), 12);
+            tokio::spawn(async move {
+                embed(&client, SECRET, "tenant-a", "gold", &t)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    let busy = embed(&sidecar.client, SECRET, "tenant-b2", "free", &b_texts)
+        .await
+        .unwrap();
+    for f in flood {
+        f.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        bits(&busy),
+        bits(&quiet),
+        "b's vectors are bit-identical with and without a's traffic"
+    );
+
+    let records = sidecar.batchers.records();
+    assert!(records.iter().any(|r| r.trust_classes == ["gold"]));
+    assert!(records.iter().any(|r| r.trust_classes == ["free"]));
+    for r in &records {
+        assert_eq!(
+            r.trust_classes.len(),
+            1,
+            "a batch mixed trust classes: {r:?}"
+        );
+        assert!(r.texts <= 16);
+    }
+    let gold_tenants: Vec<&String> = records
+        .iter()
+        .filter(|r| r.trust_classes == ["gold"])
+        .flat_map(|r| &r.tenants)
+        .collect();
+    assert!(gold_tenants.iter().all(|t| *t == "tenant-a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invariant_3_a_cache_hit_of_one_tenant_is_never_another_tenants() {
+    let sidecar = start(&["default"], BatchConfig::default()).await;
+    let x = vec!["the quarterly numbers of customer A".to_string()];
+    let first = embed(&sidecar.client, SECRET, "tenant-a", "default", &x)
+        .await
+        .unwrap();
+    let second = embed(&sidecar.client, SECRET, "tenant-a", "default", &x)
+        .await
+        .unwrap();
+    assert_eq!(bits(&first), bits(&second));
+    let a = sidecar.cache.counters("tenant-a");
+    assert_eq!((a.hits, a.misses), (1, 1), "a's second request was a hit");
+    let b = embed(&sidecar.client, SECRET, "tenant-b", "default", &x)
+        .await
+        .unwrap();
+    let b_counts = sidecar.cache.counters("tenant-b");
+    assert_eq!(
+        (b_counts.hits, b_counts.misses),
+        (0, 1),
+        "b got no hit from a's entry"
+    );
+    assert_eq!(
+        sidecar.cache.counters("tenant-a"),
+        a,
+        "b's request did not touch a's counters"
+    );
+    assert_eq!(
+        bits(&b),
+        bits(&first),
+        "the same text still gives the same vector"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_refuses_strangers_other_classes_bad_input_and_floods() {
+    let sidecar = start(
+        &["gold"],
+        BatchConfig {
+            max_batch: 8,
+            max_wait: Duration::from_millis(1),
+            queue_capacity: 1,
+        },
+    )
+    .await;
+    let one = vec!["hello".to_string()];
+    let err = embed(
+        &sidecar.client,
+        "wrong-secret-wrong-secret",
+        "t",
+        "gold",
+        &one,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = embed(&sidecar.client, SECRET, "t", "free", &one)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = embed(&sidecar.client, SECRET, "", "gold", &one)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut wrong_model = Request::new(EmbedRequest {
+        tenant: "t".into(),
+        trust_class: "gold".into(),
+        model: "gpt-9".into(),
+        texts: one.clone(),
+    });
+    wrong_model
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    assert_eq!(
+        sidecar
+            .client
+            .clone()
+            .embed(wrong_model)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+
+    // A queue of one, flooded: some requests are refused, none hang.
+    let flood: Vec<_> = (0..12)
+        .map(|i| {
+            let client = sidecar.client.clone();
+            let t = texts(&format!("flood{i}"), 32);
+            tokio::spawn(async move { embed(&client, SECRET, &format!("t{i}"), "gold", &t).await })
+        })
+        .collect();
+    let mut refused = 0;
+    for f in flood {
+        match f.await.unwrap() {
+            Ok(r) => assert_eq!(r.embeddings.len(), 32),
+            Err(e) => {
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "a full queue refuses with RESOURCE_EXHAUSTED");
+}
