@@ -1,0 +1,189 @@
+//! Invariant 3's timing side: tenant B probing texts that tenant A has
+//! cached answers as slowly as a fresh miss (no cross-tenant timing signal),
+//! while the same harness does see tenant A's own hits. The statistics are
+//! asserted, never wall-clock thresholds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulkhead_client::proto::EmbedRequest;
+use bulkhead_client::proto::embedder_service_client::EmbedderServiceClient;
+use bulkhead_embedder::{
+    BatchConfig, Batchers, DEFAULT_MODEL, EmbedderApi, EmbeddingCache, Encoder, models_dir,
+};
+use tonic::Request;
+use tonic::transport::Channel;
+
+const SECRET: &str = "timing-test-secret-0123456789";
+const PROBES: usize = 250;
+
+async fn start() -> EmbedderServiceClient<Channel> {
+    let dir = models_dir().join(DEFAULT_MODEL);
+    let encoder = Arc::new(
+        Encoder::load(&dir, &candle_core::Device::Cpu).unwrap_or_else(|e| {
+            panic!(
+                "cannot load {} ({e}); `make setup` fetches it",
+                dir.display()
+            )
+        }),
+    );
+    let config = BatchConfig {
+        max_batch: 32,
+        max_wait: Duration::from_millis(1),
+        queue_capacity: 64,
+    };
+    let batchers = Arc::new(Batchers::start(&["default".to_string()], encoder, config));
+    let cache = Arc::new(EmbeddingCache::new(64 << 20));
+    let api = EmbedderApi::new(SECRET.into(), DEFAULT_MODEL.into(), batchers, cache);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(api.into_service())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    EmbedderServiceClient::connect(url).await.unwrap()
+}
+
+/// Seconds one embed call takes.
+async fn time(client: &EmbedderServiceClient<Channel>, tenant: &str, text: &str) -> f64 {
+    let mut request = Request::new(EmbedRequest {
+        tenant: tenant.into(),
+        trust_class: "default".into(),
+        model: String::new(),
+        texts: vec![text.into()],
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let started = Instant::now();
+    client.clone().embed(request).await.unwrap();
+    started.elapsed().as_secs_f64()
+}
+
+/// Texts of one shape and token count: only the number differs.
+fn text(kind: &str, i: usize) -> String {
+    format!(
+        "{kind} record {} holds the private quarterly figures of one customer",
+        10_000 + i
+    )
+}
+
+fn mean_var(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var)
+}
+
+/// Welch's t statistic.
+fn welch_t(a: &[f64], b: &[f64]) -> f64 {
+    let ((ma, va), (mb, vb)) = (mean_var(a), mean_var(b));
+    (ma - mb) / (va / a.len() as f64 + vb / b.len() as f64).sqrt()
+}
+
+/// Two-sample Kolmogorov-Smirnov p-value (asymptotic distribution).
+fn ks_p(a: &[f64], b: &[f64]) -> f64 {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    let n = (a.len() * b.len()) as f64 / (a.len() + b.len()) as f64;
+    let lambda = (n.sqrt() + 0.12 + 0.11 / n.sqrt()) * d;
+    if lambda < 0.3 {
+        return 1.0; // Q_KS(0.3) > 0.99999; the alternating series is useless this low
+    }
+    let p: f64 = (1..=100)
+        .map(|k| {
+            let k = k as f64;
+            2.0 * (-1f64).powf(k - 1.0) * (-2.0 * k * k * lambda * lambda).exp()
+        })
+        .sum();
+    p.clamp(0.0, 1.0)
+}
+
+/// Latencies of `probe` texts and of fresh misses, interleaved in a shuffled
+/// order so drift in machine load hits both alike.
+async fn compare(
+    client: &EmbedderServiceClient<Channel>,
+    prober: &str,
+    probe: &[String],
+    fresh: &[String],
+) -> (Vec<f64>, Vec<f64>) {
+    let mut order: Vec<(bool, usize)> = (0..probe.len())
+        .map(|i| (true, i))
+        .chain((0..fresh.len()).map(|i| (false, i)))
+        .collect();
+    // A fixed-seed shuffle (xorshift) keeps the test reproducible.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..order.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        order.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    let (mut probes, mut misses) = (Vec::new(), Vec::new());
+    for (is_probe, i) in order {
+        if is_probe {
+            probes.push(time(client, prober, &probe[i]).await);
+        } else {
+            misses.push(time(client, prober, &fresh[i]).await);
+        }
+    }
+    (probes, misses)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invariant_3_a_neighbours_cache_gives_no_timing_signal() {
+    let client = start().await;
+    let cached: Vec<String> = (0..PROBES).map(|i| text("alpha", i)).collect();
+    for t in &cached {
+        time(&client, "tenant-a", t).await; // a's cache now holds every probe text
+    }
+    for i in 0..20 {
+        time(&client, "tenant-b", &text("warmup", i)).await;
+    }
+    let fresh_b: Vec<String> = (0..PROBES).map(|i| text("bravo", i)).collect();
+    let (probes, misses) = compare(&client, "tenant-b", &cached, &fresh_b).await;
+    let (t, p) = (welch_t(&probes, &misses), ks_p(&probes, &misses));
+    eprintln!("cross-tenant probes vs misses: welch t {t:.2}, KS p {p:.3}");
+
+    // The same harness, on tenant a's own repeats, must see the hits.
+    let fresh_a: Vec<String> = (0..PROBES).map(|i| text("charlie", i)).collect();
+    let (hits, misses_a) = compare(&client, "tenant-a", &cached, &fresh_a).await;
+    let (t_own, p_own) = (welch_t(&hits, &misses_a), ks_p(&hits, &misses_a));
+    eprintln!("own hits vs misses: welch t {t_own:.2}, KS p {p_own:.2e}");
+
+    assert!(
+        t_own.abs() >= 4.5 && p_own < 0.01,
+        "the harness cannot see a's own hits (t {t_own:.2}, p {p_own:.3}): it proves nothing"
+    );
+    assert!(
+        t.abs() < 4.5,
+        "b's probes of a's cached texts differ from misses: welch t {t:.2}"
+    );
+    assert!(
+        p >= 0.01,
+        "b's probes of a's cached texts differ from misses: KS p {p:.4}"
+    );
+}
+
+#[test]
+fn the_statistics_are_right_on_known_samples() {
+    let a: Vec<f64> = (0..200).map(|i| (i % 17) as f64).collect();
+    let shifted: Vec<f64> = a.iter().map(|x| x + 5.0).collect();
+    assert!(welch_t(&a, &a).abs() < 1e-9);
+    assert!(ks_p(&a, &a) > 0.99);
+    assert!(welch_t(&a, &shifted).abs() > 10.0);
+    assert!(ks_p(&a, &shifted) < 1e-6);
+}
