@@ -18,6 +18,8 @@ pub struct Point {
     pub vector: Vec<f32>,
     /// `None` when read without `with_payload`.
     pub payload: Option<Map<String, Value>>,
+    /// The document the vector stands for; returned with the payload.
+    pub text: Option<String>,
 }
 
 impl Point {
@@ -26,6 +28,7 @@ impl Point {
             id: id.into(),
             vector,
             payload: None,
+            text: None,
         }
     }
 
@@ -38,11 +41,18 @@ impl Point {
         self
     }
 
+    /// Keeps `text` (the document) with the point.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
     fn into_proto(self) -> proto::Point {
         proto::Point {
             id: self.id,
             vector: self.vector,
             payload: self.payload.as_ref().map(crate::json::to_struct),
+            text: self.text.unwrap_or_default(),
         }
     }
 
@@ -51,6 +61,7 @@ impl Point {
             id: p.id,
             vector: p.vector,
             payload: payload_from(p.payload)?,
+            text: (!p.text.is_empty()).then_some(p.text),
         })
     }
 }
@@ -73,6 +84,7 @@ pub struct ScoredPoint {
     pub score: f32,
     pub vector: Vec<f32>,
     pub payload: Option<Map<String, Value>>,
+    pub text: Option<String>,
 }
 
 /// One page of a scroll.
@@ -298,6 +310,7 @@ impl SearchBuilder<'_> {
                     score: p.score,
                     vector: p.vector,
                     payload: payload_from(p.payload)?,
+                    text: (!p.text.is_empty()).then_some(p.text),
                 })
             })
             .collect()

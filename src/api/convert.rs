@@ -33,6 +33,7 @@ pub(crate) fn point_input(p: proto::Point, index: usize) -> Result<PointInput, S
         id: p.id,
         vector: p.vector,
         payload,
+        text: (!p.text.is_empty()).then_some(p.text),
     })
 }
 
@@ -41,6 +42,7 @@ pub(crate) fn point_out(p: engine::Point) -> proto::Point {
         id: p.id,
         vector: p.vector.unwrap_or_default(),
         payload: p.payload.as_ref().map(json_to_struct),
+        text: p.text.unwrap_or_default(),
     }
 }
 
@@ -50,6 +52,7 @@ pub(crate) fn scored_out(p: engine::ScoredPoint) -> proto::ScoredPoint {
         score: p.score,
         payload: p.payload.as_ref().map(json_to_struct),
         vector: p.vector.unwrap_or_default(),
+        text: p.text.unwrap_or_default(),
     }
 }
 

@@ -28,7 +28,7 @@ pub struct ClientArgs {
 
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
-    /// Upsert points from JSON lines: {"id": "...", "vector": [...], "payload": {...}}.
+    /// Upsert points from JSON lines: {"id": "...", "vector": [...], "payload": {...}, "text": "..."}.
     Upsert {
         /// The file to read; `-` reads standard input.
         #[arg(long)]
@@ -95,6 +95,9 @@ fn point_json(p: &Point) -> Value {
     if !p.vector.is_empty() {
         v["vector"] = json!(p.vector);
     }
+    if let Some(text) = &p.text {
+        v["text"] = json!(text);
+    }
     v
 }
 
@@ -107,12 +110,15 @@ fn parse_line(line: &str, number: usize) -> Result<Point, String> {
         vector: Vec<f32>,
         #[serde(default)]
         payload: Option<serde_json::Map<String, Value>>,
+        #[serde(default)]
+        text: Option<String>,
     }
     let parsed: Line = serde_json::from_str(line).map_err(|e| format!("line {number}: {e}"))?;
     Ok(Point {
         id: parsed.id,
         vector: parsed.vector,
         payload: parsed.payload,
+        text: parsed.text,
     })
 }
 
@@ -193,7 +199,7 @@ impl ClientArgs {
                 if json {
                     let list: Vec<Value> = hits
                         .iter()
-                        .map(|h| json!({ "id": h.id, "score": h.score, "payload": h.payload }))
+                        .map(|h| json!({ "id": h.id, "score": h.score, "payload": h.payload, "text": h.text }))
                         .collect();
                     print_json(&json!({ "points": list }));
                 } else {

@@ -11,6 +11,7 @@ pub type Payload = Map<String, Value>;
 
 pub const MAX_ID_BYTES: usize = 256;
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_BATCH_POINTS: usize = 10_000;
 
 /// A point to upsert.
@@ -19,6 +20,8 @@ pub struct PointInput {
     pub id: String,
     pub vector: Vec<f32>,
     pub payload: Payload,
+    /// The document the vector stands for, kept and returned with the payload.
+    pub text: Option<String>,
 }
 
 impl PointInput {
@@ -27,7 +30,13 @@ impl PointInput {
             id: id.into(),
             vector,
             payload: Payload::new(),
+            text: None,
         }
+    }
+
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
     }
 
     pub fn with_payload(mut self, payload: Value) -> Self {
@@ -44,6 +53,8 @@ pub struct Point {
     pub id: String,
     pub payload: Option<Payload>,
     pub vector: Option<Vec<f32>>,
+    /// Returned with the payload.
+    pub text: Option<String>,
 }
 
 /// A search hit. `score` follows the metric: cosine similarity and dot
@@ -54,6 +65,8 @@ pub struct ScoredPoint {
     pub score: f32,
     pub payload: Option<Payload>,
     pub vector: Option<Vec<f32>>,
+    /// Returned with the payload.
+    pub text: Option<String>,
 }
 
 pub(crate) fn check_id(id: &str) -> std::result::Result<(), String> {
@@ -110,6 +123,15 @@ pub(crate) fn validate_batch(spec: &TenantSpec, points: &[PointInput]) -> Result
         .map(|(index, p)| {
             check_id(&p.id).map_err(|r| EngineError::point(index, r))?;
             check_vector(spec, &p.vector).map_err(|r| EngineError::point(index, r))?;
+            if let Some(text) = p.text.as_ref().filter(|t| t.len() > MAX_TEXT_BYTES) {
+                return Err(EngineError::point(
+                    index,
+                    format!(
+                        "text is {} bytes, the limit is {MAX_TEXT_BYTES}",
+                        text.len()
+                    ),
+                ));
+            }
             let payload = serde_json::to_vec(&p.payload).map_err(|e| {
                 EngineError::point(index, format!("payload cannot be encoded: {e}"))
             })?;

@@ -279,6 +279,7 @@ impl Tenant {
                     vector: p.vector.clone(),
                     payload,
                 },
+                text: p.text.clone(),
             })
             .collect();
         let next = first + points.len() as u64;
@@ -368,11 +369,10 @@ impl Tenant {
         self.check_alive()?;
         check_ids(ids)?;
         let table = self.table.read();
-        Ok(ids
-            .iter()
+        ids.iter()
             .filter_map(|id| table.by_id(id))
-            .map(|p| to_point(p, with_payload, with_vector))
-            .collect())
+            .map(|p| self.to_point(p, with_payload, with_vector))
+            .collect()
     }
 
     /// Number of points, or of points matching `filter`.
@@ -418,8 +418,8 @@ impl Tenant {
         Ok(ScrollPage {
             points: page
                 .into_iter()
-                .map(|p| to_point(p, with_payload, with_vector))
-                .collect(),
+                .map(|p| self.to_point(p, with_payload, with_vector))
+                .collect::<Result<_>>()?,
             next_cursor,
         })
     }
@@ -494,16 +494,18 @@ impl Tenant {
                 }
             }
         };
-        Ok(hits
-            .into_iter()
+        hits.into_iter()
             .filter_map(|(internal, _)| table.get(internal))
-            .map(|p| ScoredPoint {
-                id: p.id.to_string(),
-                score: metric.score(query, &p.vector),
-                payload: request.with_payload.then(|| (*p.payload).clone()),
-                vector: request.with_vector.then(|| p.vector.to_vec()),
+            .map(|p| {
+                Ok(ScoredPoint {
+                    id: p.id.to_string(),
+                    score: metric.score(query, &p.vector),
+                    payload: request.with_payload.then(|| (*p.payload).clone()),
+                    vector: request.with_vector.then(|| p.vector.to_vec()),
+                    text: self.text_of(p, request.with_payload)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn full_scan_limit(&self, points: usize) -> usize {
@@ -635,10 +637,23 @@ impl Tenant {
     }
 }
 
-fn to_point(p: &LivePoint, with_payload: bool, with_vector: bool) -> Point {
-    Point {
-        id: p.id.to_string(),
-        payload: with_payload.then(|| (*p.payload).clone()),
-        vector: with_vector.then(|| p.vector.to_vec()),
+impl Tenant {
+    fn to_point(&self, p: &LivePoint, with_payload: bool, with_vector: bool) -> Result<Point> {
+        Ok(Point {
+            id: p.id.to_string(),
+            payload: with_payload.then(|| (*p.payload).clone()),
+            vector: with_vector.then(|| p.vector.to_vec()),
+            text: self.text_of(p, with_payload)?,
+        })
+    }
+
+    /// A point's text comes with its payload; it is read from storage, not
+    /// kept in memory.
+    fn text_of(&self, p: &LivePoint, with_payload: bool) -> Result<Option<String>> {
+        if with_payload {
+            Ok(self.store.text(&p.id)?)
+        } else {
+            Ok(None)
+        }
     }
 }

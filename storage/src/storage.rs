@@ -358,10 +358,12 @@ mod tests {
                     PointWrite::Put {
                         id: "x".into(),
                         point: point(0),
+                        text: None,
                     },
                     PointWrite::Put {
                         id: "y".into(),
                         point: point(1),
+                        text: Some("why".into()),
                     },
                 ],
                 2,
@@ -371,6 +373,7 @@ mod tests {
                 &[PointWrite::Put {
                     id: "x".into(),
                     point: point(7),
+                    text: Some("ex".into()),
                 }],
                 8,
             )
@@ -391,6 +394,9 @@ mod tests {
         assert_eq!(a.get("x").unwrap(), Some(point(0)));
         assert_eq!(a.get("y").unwrap(), None);
         assert_eq!(b.get("x").unwrap(), Some(point(7)));
+        assert_eq!(b.text("x").unwrap().as_deref(), Some("ex"));
+        assert_eq!(a.text("x").unwrap(), None, "b's text is not a's");
+        assert_eq!(a.text("y").unwrap(), None, "deleted with its point");
         let mut seen = Vec::new();
         a.for_each_point(|id, p| seen.push((id, p.internal_id)))
             .unwrap();

@@ -21,22 +21,40 @@ pub struct StoredPoint {
     pub payload: Vec<u8>,
 }
 
-/// One change of a write batch.
+/// One change of a write batch. A put replaces the point's text too: a put
+/// without text removes any text the point had.
 #[derive(Debug, Clone)]
 pub enum PointWrite {
-    Put { id: String, point: StoredPoint },
-    Delete { id: String },
+    Put {
+        id: String,
+        point: StoredPoint,
+        text: Option<String>,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 /// Keys of a tenant's column family.
 const POINT_PREFIX: u8 = b'p';
+/// The point's text (the document it embeds), apart from the point record so
+/// that vectors and payloads load without it.
+const TEXT_PREFIX: u8 = b't';
 const NEXT_INTERNAL_ID: &[u8] = b"n";
 
-fn point_key(id: &str) -> Vec<u8> {
+fn key(prefix: u8, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(id.len() + 1);
-    key.push(POINT_PREFIX);
+    key.push(prefix);
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+fn point_key(id: &str) -> Vec<u8> {
+    key(POINT_PREFIX, id)
+}
+
+fn text_key(id: &str) -> Vec<u8> {
+    key(TEXT_PREFIX, id)
 }
 
 /// Handle to one tenant's column family on its shelf and to its folder.
@@ -91,10 +109,17 @@ impl TenantStore {
             let mut batch = WriteBatch::default();
             for write in writes {
                 match write {
-                    PointWrite::Put { id, point } => {
+                    PointWrite::Put { id, point, text } => {
                         batch.put_cf(cf, point_key(id), encode(point)?);
+                        match text {
+                            Some(text) => batch.put_cf(cf, text_key(id), text.as_bytes()),
+                            None => batch.delete_cf(cf, text_key(id)),
+                        }
                     }
-                    PointWrite::Delete { id } => batch.delete_cf(cf, point_key(id)),
+                    PointWrite::Delete { id } => {
+                        batch.delete_cf(cf, point_key(id));
+                        batch.delete_cf(cf, text_key(id));
+                    }
                 }
             }
             batch.put_cf(cf, NEXT_INTERNAL_ID, next_internal_id.to_be_bytes());
@@ -124,6 +149,16 @@ impl TenantStore {
         self.with_cf(|cf| match self.shelf.db.get_pinned_cf(cf, point_key(id))? {
             None => Ok(None),
             Some(v) => Ok(Some(decode(&v)?)),
+        })
+    }
+
+    /// The point's text, if it has one.
+    pub fn text(&self, id: &str) -> Result<Option<String>> {
+        self.with_cf(|cf| match self.shelf.db.get_pinned_cf(cf, text_key(id))? {
+            None => Ok(None),
+            Some(v) => String::from_utf8(v.to_vec())
+                .map(Some)
+                .map_err(|_| StorageError::Corrupt("point text is not UTF-8".into())),
         })
     }
 

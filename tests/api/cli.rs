@@ -67,7 +67,7 @@ async fn admin_and_client_commands_end_to_end() {
     let lines = r#"{"id": "a", "vector": [1, 0, 0], "payload": {"color": "red"}}
 {"id": "b", "vector": [0, 1, 0], "payload": {"color": "blue"}}
 
-{"id": "c", "vector": [0, 0, 1]}
+{"id": "c", "vector": [0, 0, 1], "text": "plain c"}
 "#;
     let up = json(
         &server,
@@ -144,6 +144,7 @@ async fn admin_and_client_commands_end_to_end() {
         None,
     );
     assert_eq!(rest["points"][0]["id"], "c");
+    assert_eq!(rest["points"][0]["text"], "plain c");
     assert_eq!(
         json(
             &server,

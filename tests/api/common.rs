@@ -113,6 +113,7 @@ pub fn point(id: &str, vector: [f32; 4], payload: serde_json::Value) -> proto::P
         id: id.into(),
         vector: vector.to_vec(),
         payload: payload.as_object().map(bulkhead::api::json_to_struct),
+        text: String::new(),
     }
 }
 

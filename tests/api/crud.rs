@@ -16,11 +16,14 @@ async fn full_crud_and_search_over_grpc() {
             points: vec![
                 point("a", [1.0, 0.0, 0.0, 0.0], json!({"color": "red", "n": 1})),
                 point("b", [0.0, 1.0, 0.0, 0.0], json!({"color": "blue", "n": 2})),
-                point(
-                    "c",
-                    [0.0, 0.0, 1.0, 0.0],
-                    json!({"color": "red", "n": 3, "tags": ["x", "y"]}),
-                ),
+                proto::Point {
+                    text: "the third document".into(),
+                    ..point(
+                        "c",
+                        [0.0, 0.0, 1.0, 0.0],
+                        json!({"color": "red", "n": 3, "tags": ["x", "y"]}),
+                    )
+                },
             ],
         }))
         .await
@@ -40,6 +43,7 @@ async fn full_crud_and_search_over_grpc() {
         .points;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].vector, [0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(got[0].text, "the third document");
     let payload = got[0].payload.as_ref().unwrap();
     assert!(payload.fields.contains_key("tags"));
 
@@ -153,7 +157,7 @@ async fn bad_input_is_invalid_argument_with_a_message_and_loses_nothing() {
                 proto::Point {
                     id: "short".into(),
                     vector: vec![1.0],
-                    payload: None,
+                    ..Default::default()
                 },
             ],
             "point 1: vector has 1 dimensions",

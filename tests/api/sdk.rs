@@ -20,7 +20,9 @@ async fn crud_and_search_through_the_sdk() {
     let points = vec![
         Point::new("shoe", vec![1.0, 0.1, 0.0]).payload(json!({"kind": "apparel", "price": 80})),
         Point::new("hat", vec![0.9, 0.3, 0.0]).payload(json!({"kind": "apparel", "price": 20})),
-        Point::new("lamp", vec![0.0, 0.2, 1.0]).payload(json!({"kind": "home", "price": 45})),
+        Point::new("lamp", vec![0.0, 0.2, 1.0])
+            .payload(json!({"kind": "home", "price": 45}))
+            .text("a reading lamp"),
     ];
     assert_eq!(shop.upsert(points).await.unwrap(), 3);
     assert_eq!(shop.count(None).await.unwrap(), 3);
@@ -55,6 +57,7 @@ async fn crud_and_search_through_the_sdk() {
 
     let got = shop.get(vec!["lamp".into()], true, true).await.unwrap();
     assert_eq!(got[0].vector, [0.0, 0.2, 1.0]);
+    assert_eq!(got[0].text.as_deref(), Some("a reading lamp"));
     let page = shop.scroll(None, 2, None).await.unwrap();
     assert_eq!(page.points.len(), 2);
     let rest = shop.scroll(page.next_cursor, 2, None).await.unwrap();

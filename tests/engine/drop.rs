@@ -19,11 +19,14 @@ fn invariant_5_drop_leaves_no_byte_of_vectors_or_payloads() {
     let victim = reg.create_tenant("victim", spec(4, Metric::L2)).unwrap();
     // Unique patterns: one in the payload, one in the vector's bytes.
     let payload_canary = "CANARY-7f3a9c1e-payload-5d2b";
+    let text_canary = "CANARY-41c0ffee-document-text";
     let vector = vec![1234.5f32, -8765.25, 3.75, 2.125];
     let vector_canary: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut batch = points(6, "v", 300, 4);
     batch.push(
-        PointInput::new("canary", vector.clone()).with_payload(json!({"secret": payload_canary})),
+        PointInput::new("canary", vector.clone())
+            .with_payload(json!({"secret": payload_canary}))
+            .with_text(text_canary),
     );
     victim.upsert(&batch).unwrap();
     victim.wait_for_maintenance();
@@ -32,7 +35,8 @@ fn invariant_5_drop_leaves_no_byte_of_vectors_or_payloads() {
     // interleaved with the neighbour's writes, and in no SST file.
     victim
         .upsert(&[PointInput::new("canary-2", vector.clone())
-            .with_payload(json!({"secret": payload_canary}))])
+            .with_payload(json!({"secret": payload_canary}))
+            .with_text(text_canary)])
         .unwrap();
     neighbour.upsert(&points(7, "m", 10, 4)).unwrap();
 
@@ -46,7 +50,8 @@ fn invariant_5_drop_leaves_no_byte_of_vectors_or_payloads() {
     assert!(
         before
             .iter()
-            .any(|(_, b)| contains(b, payload_canary.as_bytes())),
+            .any(|(_, b)| contains(b, payload_canary.as_bytes())
+                && contains(b, text_canary.as_bytes())),
         "canary written"
     );
     assert!(
@@ -57,6 +62,10 @@ fn invariant_5_drop_leaves_no_byte_of_vectors_or_payloads() {
     let no_canary_left = |when: &str| {
         for (path, bytes) in all_bytes(dir.path()) {
             let shown = path.display();
+            assert!(
+                !contains(&bytes, text_canary.as_bytes()),
+                "{when}: text canary in {shown}"
+            );
             assert!(
                 !contains(&bytes, payload_canary.as_bytes()),
                 "{when}: payload canary in {shown}"

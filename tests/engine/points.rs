@@ -10,7 +10,7 @@ fn crud_round_trip_with_payloads_and_vectors() {
     let t = reg.create_tenant("acme", spec(4, Metric::L2)).unwrap();
     t.upsert(&[
         PointInput::new("a", vec![0.0, 0.0, 0.0, 1.0]).with_payload(json!({"k": "v"})),
-        PointInput::new("b", vec![0.0, 0.0, 1.0, 0.0]),
+        PointInput::new("b", vec![0.0, 0.0, 1.0, 0.0]).with_text("bee"),
     ])
     .unwrap();
     let got = t
@@ -18,6 +18,12 @@ fn crud_round_trip_with_payloads_and_vectors() {
         .unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].id, "b");
+    assert_eq!(got[0].text.as_deref(), Some("bee"));
+    assert_eq!(
+        t.get(&["b".into()], false, false).unwrap()[0].text,
+        None,
+        "text comes with the payload"
+    );
     assert_eq!(got[1].payload.as_ref().unwrap()["k"], "v");
     assert_eq!(got[1].vector.as_deref(), Some(&[0.0, 0.0, 0.0, 1.0][..]));
 
