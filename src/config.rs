@@ -6,8 +6,13 @@
 //! data_dir = "/var/lib/bulkhead"
 //! listen = "127.0.0.1:50551"
 //! tenants_per_shelf = 100
+//! embedder_secret = "..."          # what the sidecars expect
+//!
+//! [embedders]                      # trust class -> embedding sidecar
+//! default = "http://127.0.0.1:50552"
 //! ```
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +35,12 @@ pub struct ServeArgs {
     /// Most tenants per shelf (RocksDB instance) [default: 100].
     #[arg(long, env = "BULKHEAD_TENANTS_PER_SHELF")]
     pub tenants_per_shelf: Option<usize>,
+    /// An embedding sidecar for a trust class, as CLASS=URL (repeatable).
+    #[arg(long = "embedder", env = "BULKHEAD_EMBEDDERS", value_delimiter = ',')]
+    pub embedders: Vec<String>,
+    /// The shared secret the embedding sidecars expect.
+    #[arg(long, env = "BULKHEAD_EMBEDDER_SECRET", hide_env_values = true)]
+    pub embedder_secret: Option<String>,
     /// A TOML file with any of the settings above.
     #[arg(long, env = "BULKHEAD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -42,6 +53,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     tenants_per_shelf: Option<usize>,
+    embedder_secret: Option<String>,
+    #[serde(default)]
+    embedders: HashMap<String, String>,
 }
 
 /// The resolved server configuration.
@@ -50,6 +64,9 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub tenants_per_shelf: usize,
+    /// Trust class -> embedding sidecar URL.
+    pub embedders: HashMap<String, String>,
+    pub embedder_secret: Option<String>,
 }
 
 impl ServeArgs {
@@ -69,7 +86,20 @@ impl ServeArgs {
         if tenants_per_shelf == 0 {
             return Err("tenants_per_shelf must be at least 1".into());
         }
+        let mut embedders = file.embedders;
+        for entry in &self.embedders {
+            let (class, url) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("--embedder {entry:?}: use CLASS=URL"))?;
+            embedders.insert(class.to_string(), url.to_string());
+        }
+        let embedder_secret = self.embedder_secret.or(file.embedder_secret);
+        if !embedders.is_empty() && embedder_secret.is_none() {
+            return Err("embedders are configured but no embedder_secret (--embedder-secret or BULKHEAD_EMBEDDER_SECRET)".into());
+        }
         Ok(ServeConfig {
+            embedders,
+            embedder_secret,
             data_dir: self
                 .data_dir
                 .or(file.data_dir)

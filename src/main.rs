@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use bulkhead::api::AdminToken;
+use bulkhead::api::{AdminToken, Embedders};
 use bulkhead::cli::{self, AdminArgs, ClientArgs};
 use bulkhead::config::ServeArgs;
 use bulkhead::engine::{EngineConfig, Registry};
@@ -61,8 +61,15 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
             tokio::task::spawn_blocking(move || Registry::open(&data_dir, engine)).await??;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
         let admin_token = admin_token(&registry)?;
+        let embedders = match &config.embedder_secret {
+            Some(secret) if !config.embedders.is_empty() => {
+                tracing::info!(classes = ?config.embedders.keys().collect::<Vec<_>>(), "embedders configured");
+                Embedders::new(secret.clone(), &config.embedders)?
+            }
+            _ => Embedders::none(),
+        };
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        bulkhead::server::run(Arc::new(registry), admin_token, listener, shutdown_signal()).await
+        bulkhead::server::run(Arc::new(registry), admin_token, embedders, listener, shutdown_signal()).await
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::{AdminApi, AdminToken, PointsApi};
+use crate::api::{AdminApi, AdminToken, Embedders, PointsApi};
 use crate::engine::Registry;
 
 /// Serves on `listener` until `shutdown` completes; in-flight calls finish,
@@ -16,6 +16,7 @@ use crate::engine::Registry;
 pub async fn run(
     registry: Arc<Registry>,
     admin_token: AdminToken,
+    embedders: Embedders,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -37,7 +38,7 @@ pub async fn run(
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(PointsApi::new(Arc::clone(&registry)).into_service())
+        .add_service(PointsApi::new(Arc::clone(&registry), Arc::new(embedders)).into_service())
         .add_service(AdminApi::new(Arc::clone(&registry), admin_token).into_service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;

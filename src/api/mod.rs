@@ -6,12 +6,14 @@
 mod admin;
 mod auth;
 mod convert;
+mod embedders;
 mod points;
 mod status;
 
 pub use admin::AdminApi;
 pub use auth::AdminToken;
 pub use convert::{filter_to_proto, json_to_struct};
+pub use embedders::Embedders;
 pub use points::PointsApi;
 
 /// Largest request or response message, in bytes. A full upsert batch of

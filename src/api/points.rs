@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::bearer;
+use super::embedders::Embedders;
 use super::status::{Plane, to_status};
 use super::{blocking, convert};
 use crate::engine::{Registry, SearchRequest, Tenant};
@@ -18,11 +19,15 @@ const DEFAULT_K: u32 = 10;
 #[derive(Debug, Clone)]
 pub struct PointsApi {
     registry: Arc<Registry>,
+    embedders: Arc<Embedders>,
 }
 
 impl PointsApi {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        PointsApi { registry }
+    pub fn new(registry: Arc<Registry>, embedders: Arc<Embedders>) -> Self {
+        PointsApi {
+            registry,
+            embedders,
+        }
     }
 
     pub fn into_service(self) -> proto::points_service_server::PointsServiceServer<Self> {
@@ -160,6 +165,33 @@ impl PointsService for PointsApi {
         let hits = blocking(move || tenant.search(&search), Plane::Data).await?;
         Ok(Response::new(proto::SearchResponse {
             points: hits.into_iter().map(convert::scored_out).collect(),
+        }))
+    }
+
+    async fn embed(
+        &self,
+        request: Request<proto::PointsServiceEmbedRequest>,
+    ) -> Result<Response<proto::PointsServiceEmbedResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let texts = request.into_inner().texts;
+        if texts.is_empty() {
+            return Err(Status::invalid_argument("texts is empty"));
+        }
+        let answer = self
+            .embedders
+            .embed(
+                tenant.spec().trust_class.as_str(),
+                tenant.incarnation(),
+                texts,
+            )
+            .await?;
+        Ok(Response::new(proto::PointsServiceEmbedResponse {
+            vectors: answer
+                .embeddings
+                .into_iter()
+                .map(|e| proto::TextVector { values: e.values })
+                .collect(),
+            model: answer.model,
         }))
     }
 }

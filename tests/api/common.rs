@@ -21,6 +21,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with(bulkhead::api::Embedders::none()).await
+    }
+
+    /// The server with these embedding sidecars.
+    pub async fn start_with(embedders: bulkhead::api::Embedders) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(dir.path(), EngineConfig::default()).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -28,7 +33,7 @@ impl TestServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let admin = AdminToken::new(ADMIN).unwrap();
         let handle = tokio::spawn(async move {
-            bulkhead::server::run(registry, admin, listener, async {
+            bulkhead::server::run(registry, admin, embedders, listener, async {
                 let _ = rx.await;
             })
             .await

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod common;
 mod crud;
+mod embed;
 mod lifecycle;
 mod sdk;
 mod sigterm;
