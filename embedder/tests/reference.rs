@@ -3,8 +3,9 @@
 //! fixtures/make_reference.py): cosine >= 0.9999 for every sentence, in one
 //! padded batch and one at a time.
 
-use bulkhead_embedder::{DEFAULT_MODEL, Encoder, models_dir};
-use candle_core::Device;
+mod common;
+
+use common::encoder;
 
 #[derive(serde::Deserialize)]
 struct Reference {
@@ -22,16 +23,6 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
-}
-
-fn encoder() -> Encoder {
-    let dir = models_dir().join(DEFAULT_MODEL);
-    Encoder::load(&dir, &Device::Cpu).unwrap_or_else(|e| {
-        panic!(
-            "cannot load {} ({e}); `make setup` fetches it",
-            dir.display()
-        )
-    })
 }
 
 #[test]

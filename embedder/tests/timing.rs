@@ -3,61 +3,32 @@
 //! while the same harness does see tenant A's own hits. The statistics are
 //! asserted, never wall-clock thresholds.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use bulkhead_client::proto::EmbedRequest;
 use bulkhead_client::proto::embedder_service_client::EmbedderServiceClient;
-use bulkhead_embedder::{
-    BatchConfig, Batchers, DEFAULT_MODEL, EmbedderApi, EmbeddingCache, Encoder, models_dir,
-};
-use tonic::Request;
+use bulkhead_embedder::BatchConfig;
+use common::{SECRET, embed};
 use tonic::transport::Channel;
 
-const SECRET: &str = "timing-test-secret-0123456789";
 const PROBES: usize = 250;
 
 async fn start() -> EmbedderServiceClient<Channel> {
-    let dir = models_dir().join(DEFAULT_MODEL);
-    let encoder = Arc::new(
-        Encoder::load(&dir, &candle_core::Device::Cpu).unwrap_or_else(|e| {
-            panic!(
-                "cannot load {} ({e}); `make setup` fetches it",
-                dir.display()
-            )
-        }),
-    );
     let config = BatchConfig {
         max_batch: 32,
         max_wait: Duration::from_millis(1),
         queue_capacity: 64,
     };
-    let batchers = Arc::new(Batchers::start(&["default".to_string()], encoder, config));
-    let cache = Arc::new(EmbeddingCache::new(64 << 20));
-    let api = EmbedderApi::new(SECRET.into(), DEFAULT_MODEL.into(), batchers, cache);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(api.into_service())
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    EmbedderServiceClient::connect(url).await.unwrap()
+    common::start(&["default"], config).await.client
 }
 
 /// Seconds one embed call takes.
 async fn time(client: &EmbedderServiceClient<Channel>, tenant: &str, text: &str) -> f64 {
-    let mut request = Request::new(EmbedRequest {
-        tenant: tenant.into(),
-        trust_class: "default".into(),
-        model: String::new(),
-        texts: vec![text.into()],
-    });
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
     let started = Instant::now();
-    client.clone().embed(request).await.unwrap();
+    embed(client, SECRET, tenant, "default", &[text.to_string()])
+        .await
+        .unwrap();
     started.elapsed().as_secs_f64()
 }
 

@@ -131,35 +131,42 @@ impl Auth<'_> {
     }
 }
 
+/// The server's log lines so far and to come.
+pub type Log = Arc<std::sync::Mutex<Vec<String>>>;
+
 /// Starts the real `bulkhead serve` binary on an ephemeral port; returns it,
-/// its URL and its log lines so far and to come. With `admin_env`, the admin
-/// token is ADMIN from the environment; without, the server makes its own.
-pub fn serve(
-    dir: &std::path::Path,
-    admin_env: bool,
-) -> (
-    std::process::Child,
-    String,
-    Arc<std::sync::Mutex<Vec<String>>>,
-) {
-    use std::io::{BufRead, BufReader};
+/// its URL and its log. With `admin_env`, the admin token is ADMIN from the
+/// environment; without, the server makes its own.
+pub fn serve(dir: &std::path::Path, admin_env: bool) -> (std::process::Child, String, Log) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .env("RUST_LOG", "info")
-        .env_remove("BULKHEAD_CONFIG")
-        .stderr(std::process::Stdio::piped());
+        .env_remove("BULKHEAD_CONFIG");
     if admin_env {
         command.env("BULKHEAD_ADMIN_TOKEN", ADMIN);
     } else {
         command.env_remove("BULKHEAD_ADMIN_TOKEN");
     }
+    spawn_serving(command)
+}
+
+/// Spawns a server binary that logs `serving addr=HOST:PORT` (bulkhead or
+/// bulkhead-embedder) and waits for that line; its log keeps being drained
+/// so the child never blocks on a full pipe.
+pub fn spawn_serving(mut command: std::process::Command) -> (std::process::Child, String, Log) {
+    use std::io::{BufRead, BufReader};
+    command
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
     let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log: Log = Arc::new(std::sync::Mutex::new(Vec::new()));
     let addr = loop {
-        let line = lines.next().expect("server exited before serving").unwrap();
+        let line = lines
+            .next()
+            .expect("the child exited before serving")
+            .unwrap();
         log.lock().unwrap().push(line.clone());
         if let Some(rest) = line
             .split("addr=")
@@ -169,7 +176,6 @@ pub fn serve(
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    // Keep draining the log so the server never blocks on a full pipe.
     let sink = Arc::clone(&log);
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {

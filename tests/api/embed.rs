@@ -3,14 +3,13 @@
 //! refused with FAILED_PRECONDITION.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use bulkhead::api::Embedders;
 use bulkhead::proto;
 use tonic::Code;
 
-use crate::common::{ADMIN, Auth, TestServer, with_token};
+use crate::common::{ADMIN, Auth, TestServer, spawn_serving, with_token};
 
 const SECRET: &str = "embedder-secret-for-tests-0123";
 
@@ -23,35 +22,17 @@ fn sidecar() -> (Child, String) {
         "{} is missing: cargo build --release -p bulkhead-embedder",
         binary.display()
     );
-    let mut child = Command::new(binary)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--trust-classes",
-            "default",
-            "--secret",
-            SECRET,
-        ])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the sidecar exited before serving")
-            .unwrap();
-        if let Some(rest) = line
-            .split("addr=")
-            .nth(1)
-            .filter(|_| line.contains("serving"))
-        {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
+    let mut command = Command::new(binary);
+    command.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--trust-classes",
+        "default",
+        "--secret",
+        SECRET,
+    ]);
+    let (child, url, _) = spawn_serving(command);
+    (child, url)
 }
 
 async fn create(server: &TestServer, name: &str, trust_class: &str) -> String {
