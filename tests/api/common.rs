@@ -68,14 +68,17 @@ impl TestServer {
             metric: proto::Metric::L2 as i32,
             ..Default::default()
         };
+        self.tenant_with(name, spec).await
+    }
+
+    /// Creates a tenant of `spec` and returns a token for it.
+    pub async fn tenant_with(&self, name: &str, spec: proto::TenantSpec) -> String {
+        let request = proto::CreateTenantRequest {
+            name: name.into(),
+            spec: Some(spec),
+        };
         self.admin()
-            .create_tenant(with_token(
-                proto::CreateTenantRequest {
-                    name: name.into(),
-                    spec: Some(spec),
-                },
-                ADMIN,
-            ))
+            .create_tenant(with_token(request, ADMIN))
             .await
             .unwrap();
         self.token(name).await

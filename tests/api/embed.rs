@@ -9,7 +9,7 @@ use bulkhead::api::Embedders;
 use bulkhead::proto;
 use tonic::Code;
 
-use crate::common::{ADMIN, Auth, TestServer, spawn_serving, with_token};
+use crate::common::{Auth, TestServer, spawn_serving};
 
 const SECRET: &str = "embedder-secret-for-tests-0123";
 
@@ -42,18 +42,7 @@ async fn create(server: &TestServer, name: &str, trust_class: &str) -> String {
         trust_class: trust_class.into(),
         ..Default::default()
     };
-    server
-        .admin()
-        .create_tenant(with_token(
-            proto::CreateTenantRequest {
-                name: name.into(),
-                spec: Some(spec),
-            },
-            ADMIN,
-        ))
-        .await
-        .unwrap();
-    server.token(name).await
+    server.tenant_with(name, spec).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
