@@ -32,12 +32,26 @@ async fn time(client: &EmbedderServiceClient<Channel>, tenant: &str, text: &str)
     started.elapsed().as_secs_f64()
 }
 
-/// Texts of one shape and token count: only the number differs.
-fn text(kind: &str, i: usize) -> String {
+/// Texts of one shape: only the number differs. Numbers tokenize into
+/// different counts of word pieces, so which texts are probes and which are
+/// fresh misses is decided at random from one pool (see the test).
+fn text(i: usize) -> String {
     format!(
-        "{kind} record {} holds the private quarterly figures of one customer",
+        "record {} holds the private quarterly figures of one customer",
         10_000 + i
     )
+}
+
+/// A fixed-seed shuffle (xorshift): random order, reproducible runs.
+fn shuffled<T>(mut items: Vec<T>, seed: u64) -> Vec<T> {
+    let mut state = seed;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    items
 }
 
 fn mean_var(x: &[f64]) -> (f64, f64) {
@@ -91,18 +105,11 @@ async fn compare(
     probe: &[String],
     fresh: &[String],
 ) -> (Vec<f64>, Vec<f64>) {
-    let mut order: Vec<(bool, usize)> = (0..probe.len())
+    let order: Vec<(bool, usize)> = (0..probe.len())
         .map(|i| (true, i))
         .chain((0..fresh.len()).map(|i| (false, i)))
         .collect();
-    // A fixed-seed shuffle (xorshift) keeps the test reproducible.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for i in (1..order.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        order.swap(i, (state % (i as u64 + 1)) as usize);
-    }
+    let order = shuffled(order, 0x9e37_79b9_7f4a_7c15);
     let (mut probes, mut misses) = (Vec::new(), Vec::new());
     for (is_probe, i) in order {
         if is_probe {
@@ -117,21 +124,23 @@ async fn compare(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invariant_3_a_neighbours_cache_gives_no_timing_signal() {
     let client = start().await;
-    let cached: Vec<String> = (0..PROBES).map(|i| text("alpha", i)).collect();
-    for t in &cached {
+    // Probe texts and fresh texts are a random split of one pool, so they
+    // differ in nothing but whether tenant a cached them.
+    let pool = shuffled((0..3 * PROBES).map(text).collect(), 0x5eed_cafe_f00d_0001);
+    let (cached, rest) = pool.split_at(PROBES);
+    let (fresh_b, fresh_a) = rest.split_at(PROBES);
+    for t in cached {
         time(&client, "tenant-a", t).await; // a's cache now holds every probe text
     }
     for i in 0..20 {
-        time(&client, "tenant-b", &text("warmup", i)).await;
+        time(&client, "tenant-b", &format!("warm-up sentence {i}")).await;
     }
-    let fresh_b: Vec<String> = (0..PROBES).map(|i| text("bravo", i)).collect();
-    let (probes, misses) = compare(&client, "tenant-b", &cached, &fresh_b).await;
+    let (probes, misses) = compare(&client, "tenant-b", cached, fresh_b).await;
     let (t, p) = (welch_t(&probes, &misses), ks_p(&probes, &misses));
     eprintln!("cross-tenant probes vs misses: welch t {t:.2}, KS p {p:.3}");
 
     // The same harness, on tenant a's own repeats, must see the hits.
-    let fresh_a: Vec<String> = (0..PROBES).map(|i| text("charlie", i)).collect();
-    let (hits, misses_a) = compare(&client, "tenant-a", &cached, &fresh_a).await;
+    let (hits, misses_a) = compare(&client, "tenant-a", cached, fresh_a).await;
     let (t_own, p_own) = (welch_t(&hits, &misses_a), ks_p(&hits, &misses_a));
     eprintln!("own hits vs misses: welch t {t_own:.2}, KS p {p_own:.2e}");
 
