@@ -60,32 +60,83 @@ struct Job {
 
 const RECORDS_KEPT: usize = 4_096;
 
+/// The trust class list that means "any class": each class still gets its
+/// own queue and batcher, made on its first request.
+pub const ANY_CLASS: &str = "*";
+
 pub struct Batchers {
-    queues: HashMap<String, mpsc::Sender<Job>>,
+    queues: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+    any_class: bool,
+    encoder: Arc<Encoder>,
+    config: BatchConfig,
     records: Arc<Mutex<VecDeque<BatchRecord>>>,
 }
 
 impl std::fmt::Debug for Batchers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let classes: Vec<String> = self
+            .queues
+            .lock()
+            .map(|q| q.keys().cloned().collect())
+            .unwrap_or_default();
         f.debug_struct("Batchers")
-            .field("classes", &self.queues.keys().collect::<Vec<_>>())
+            .field("classes", &classes)
+            .field("any_class", &self.any_class)
             .finish()
     }
 }
 
 impl Batchers {
-    /// Starts one batcher task per trust class on the current runtime.
+    /// Starts one batcher task per trust class on the current runtime. With
+    /// the class `*`, any class is served, each by its own batcher started
+    /// on the class's first request.
     pub fn start(classes: &[String], encoder: Arc<Encoder>, config: BatchConfig) -> Self {
-        let records = Arc::new(Mutex::new(VecDeque::new()));
-        let queues = classes
-            .iter()
-            .map(|class| {
-                let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-                tokio::spawn(run(rx, Arc::clone(&encoder), config, Arc::clone(&records)));
-                (class.clone(), tx)
-            })
-            .collect();
-        Batchers { queues, records }
+        let batchers = Batchers {
+            queues: Mutex::new(HashMap::new()),
+            any_class: classes.iter().any(|c| c == ANY_CLASS),
+            encoder,
+            config,
+            records: Arc::new(Mutex::new(VecDeque::new())),
+        };
+        {
+            let mut queues = batchers.lock_queues();
+            for class in classes.iter().filter(|c| *c != ANY_CLASS) {
+                let queue = batchers.spawn_batcher();
+                queues.insert(class.clone(), queue);
+            }
+        }
+        batchers
+    }
+
+    fn lock_queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Job>>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn spawn_batcher(&self) -> mpsc::Sender<Job> {
+        let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+        tokio::spawn(run(
+            rx,
+            Arc::clone(&self.encoder),
+            self.config,
+            Arc::clone(&self.records),
+        ));
+        tx
+    }
+
+    /// The queue of `class`; with `*`, started on the class's first request.
+    fn queue(&self, class: &str) -> Option<mpsc::Sender<Job>> {
+        let mut queues = self.lock_queues();
+        if let Some(queue) = queues.get(class) {
+            return Some(queue.clone());
+        }
+        if !self.any_class {
+            return None;
+        }
+        let queue = self.spawn_batcher();
+        queues.insert(class.to_string(), queue.clone());
+        Some(queue)
     }
 
     /// Embeds `texts` of `tenant` in a batch of `trust_class`.
@@ -95,10 +146,7 @@ impl Batchers {
         tenant: &str,
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, BatchError> {
-        let queue = self
-            .queues
-            .get(trust_class)
-            .ok_or(BatchError::ClassNotServed)?;
+        let queue = self.queue(trust_class).ok_or(BatchError::ClassNotServed)?;
         let (reply, answer) = oneshot::channel();
         queue
             .try_send(Job {

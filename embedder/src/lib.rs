@@ -20,7 +20,7 @@ mod models_dir;
 mod pooling;
 mod service;
 
-pub use batcher::{BatchConfig, BatchError, BatchRecord, Batchers};
+pub use batcher::{ANY_CLASS, BatchConfig, BatchError, BatchRecord, Batchers};
 pub use cache::{CacheCounters, EmbeddingCache};
 pub use encoder::Encoder;
 pub use error::{EmbedderError, Result};

@@ -26,7 +26,8 @@ struct Args {
     /// The secret the Bulkhead server sends (at least 16 characters).
     #[arg(long, env = "BULKHEAD_EMBEDDER_SECRET", hide_env_values = true)]
     secret: String,
-    /// Trust classes served, comma-separated; requests of other classes are refused.
+    /// Trust classes served, comma-separated; requests of other classes are
+    /// refused. `*` serves any class, each with its own queue and batcher.
     #[arg(
         long,
         env = "BULKHEAD_EMBEDDER_TRUST_CLASSES",
@@ -52,6 +53,10 @@ struct Args {
     /// Embedding cache size in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mib: usize,
+    /// Run as a child of `bulkhead serve`: print `listening <addr>` on stdout
+    /// once serving, and stop when stdin closes (the parent is gone).
+    #[arg(long, hide = true)]
+    supervised: bool,
 }
 
 #[tokio::main]
@@ -94,13 +99,47 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, classes = ?args.trust_classes, "embedder serving");
+    let addr = listener.local_addr()?;
+    tracing::info!(addr = %addr, classes = ?args.trust_classes, "embedder serving");
+    let parent_gone = if args.supervised {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening {addr}")?;
+        out.flush()?;
+        Some(stdin_closed())
+    } else {
+        None
+    };
+    let stop = async move {
+        match parent_gone {
+            Some(gone) => tokio::select! {
+                _ = shutdown() => {},
+                _ = gone => tracing::info!("the parent server is gone; stopping"),
+            },
+            None => shutdown().await,
+        }
+    };
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(api.into_service())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
         .await?;
     Ok(())
+}
+
+/// Completes when stdin reaches its end or fails: the supervising server
+/// holds the other end of the pipe, and the kernel closes it when the server
+/// exits, even by SIGKILL.
+fn stdin_closed() -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = tx.send(());
+    });
+    rx
 }
 
 /// SIGTERM (how the Bulkhead server stops a sidecar it started) or Ctrl-C.

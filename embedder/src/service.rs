@@ -138,4 +138,33 @@ impl server::embedder_service_server::EmbedderService for EmbedderApi {
             model: self.model.clone(),
         }))
     }
+
+    async fn forget(
+        &self,
+        request: Request<proto::ForgetRequest>,
+    ) -> Result<Response<proto::ForgetResponse>, Status> {
+        self.check_secret(&request)?;
+        let tenant = &request.get_ref().tenant;
+        if tenant.is_empty() {
+            return Err(Status::invalid_argument("tenant is required"));
+        }
+        self.cache.forget_tenant(tenant);
+        Ok(Response::new(proto::ForgetResponse {}))
+    }
+
+    async fn cache_stats(
+        &self,
+        request: Request<proto::CacheStatsRequest>,
+    ) -> Result<Response<proto::CacheStatsResponse>, Status> {
+        self.check_secret(&request)?;
+        let tenant = &request.get_ref().tenant;
+        if tenant.is_empty() {
+            return Err(Status::invalid_argument("tenant is required"));
+        }
+        let counters = self.cache.counters(tenant);
+        Ok(Response::new(proto::CacheStatsResponse {
+            hits: counters.hits,
+            misses: counters.misses,
+        }))
+    }
 }
