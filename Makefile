@@ -12,8 +12,10 @@ PROFILE := --release --locked
 setup:
 	@./scripts/setup.sh
 
+# The server and the embedding sidecar it starts when the model is there.
 run: setup
-	$(CARGO) run $(PROFILE) --bin bulkhead -- serve
+	$(CARGO) build $(PROFILE) -p bulkhead -p bulkhead-embedder
+	$(CARGO_TARGET_DIR)/release/bulkhead serve
 
 BUF := npx --yes @bufbuild/buf@1.75.0
 

@@ -11,6 +11,10 @@
 //! [embedders]                      # trust class -> embedding sidecar
 //! default = "http://127.0.0.1:50552"
 //! ```
+//!
+//! With no `[embedders]`, the server starts a local sidecar for every trust
+//! class if the default model is in `models_dir` (`local_embedder = false`
+//! turns that off).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +45,12 @@ pub struct ServeArgs {
     /// The shared secret the embedding sidecars expect.
     #[arg(long, env = "BULKHEAD_EMBEDDER_SECRET", hide_env_values = true)]
     pub embedder_secret: Option<String>,
+    /// Where models live [default: ~/.cache/bulkhead/models].
+    #[arg(long, env = "BULKHEAD_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Do not start a local embedding sidecar when none is configured.
+    #[arg(long, env = "BULKHEAD_NO_LOCAL_EMBEDDER")]
+    pub no_local_embedder: bool,
     /// A TOML file with any of the settings above.
     #[arg(long, env = "BULKHEAD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -56,6 +66,8 @@ struct FileConfig {
     embedder_secret: Option<String>,
     #[serde(default)]
     embedders: HashMap<String, String>,
+    models_dir: Option<PathBuf>,
+    local_embedder: Option<bool>,
 }
 
 /// The resolved server configuration.
@@ -67,6 +79,9 @@ pub struct ServeConfig {
     /// Trust class -> embedding sidecar URL.
     pub embedders: HashMap<String, String>,
     pub embedder_secret: Option<String>,
+    pub models_dir: PathBuf,
+    /// Start a local sidecar when `embedders` is empty and the model is there.
+    pub local_embedder: bool,
 }
 
 impl ServeArgs {
@@ -97,9 +112,15 @@ impl ServeArgs {
         if !embedders.is_empty() && embedder_secret.is_none() {
             return Err("embedders are configured but no embedder_secret (--embedder-secret or BULKHEAD_EMBEDDER_SECRET)".into());
         }
+        let local_embedder = !self.no_local_embedder && file.local_embedder.unwrap_or(true);
         Ok(ServeConfig {
             embedders,
             embedder_secret,
+            models_dir: self
+                .models_dir
+                .or(file.models_dir)
+                .unwrap_or_else(default_models_dir),
+            local_embedder,
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -108,6 +129,12 @@ impl ServeArgs {
             tenants_per_shelf,
         })
     }
+}
+
+/// `~/.cache/bulkhead/models`, where `scripts/fetch-model.sh` puts them.
+fn default_models_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("bulkhead").join("models")
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {

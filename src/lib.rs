@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod local_embedder;
 pub mod server;
 
 /// Wire types (proto/bulkhead/v1): messages and clients from

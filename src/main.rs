@@ -2,8 +2,9 @@ use std::sync::Arc;
 
 use bulkhead::api::{AdminToken, Embedders};
 use bulkhead::cli::{self, AdminArgs, ClientArgs};
-use bulkhead::config::ServeArgs;
+use bulkhead::config::{ServeArgs, ServeConfig};
 use bulkhead::engine::{EngineConfig, Registry};
+use bulkhead::local_embedder::LocalEmbedder;
 use clap::{Parser, Subcommand};
 
 /// Bulkhead: a physically partitioned multi-tenant vector database.
@@ -61,16 +62,54 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
             tokio::task::spawn_blocking(move || Registry::open(&data_dir, engine)).await??;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
         let admin_token = admin_token(&registry)?;
-        let embedders = match &config.embedder_secret {
-            Some(secret) if !config.embedders.is_empty() => {
-                tracing::info!(classes = ?config.embedders.keys().collect::<Vec<_>>(), "embedders configured");
-                Embedders::new(secret.clone(), &config.embedders)?
-            }
-            _ => Embedders::none(),
-        };
+        let (embedders, local) = embedders(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        bulkhead::server::run(Arc::new(registry), admin_token, embedders, listener, shutdown_signal()).await
+        let served = bulkhead::server::run(
+            Arc::new(registry),
+            admin_token,
+            embedders,
+            listener,
+            shutdown_signal(),
+        )
+        .await;
+        if let Some(local) = local {
+            tokio::task::spawn_blocking(move || local.stop()).await?;
+        }
+        served
     })
+}
+
+/// The configured sidecars; else a local one if the model is there; else
+/// none (text calls then get FAILED_PRECONDITION).
+async fn embedders(
+    config: &ServeConfig,
+) -> Result<(Embedders, Option<LocalEmbedder>), Box<dyn std::error::Error + Send + Sync>> {
+    if let (Some(secret), false) = (&config.embedder_secret, config.embedders.is_empty()) {
+        tracing::info!(classes = ?config.embedders.keys().collect::<Vec<_>>(), "embedders configured");
+        return Ok((Embedders::new(secret.clone(), &config.embedders)?, None));
+    }
+    if !config.local_embedder {
+        tracing::info!("no embedder: text calls are refused");
+        return Ok((Embedders::none(), None));
+    }
+    let models_dir = config.models_dir.clone();
+    match tokio::task::spawn_blocking(move || LocalEmbedder::start(&models_dir)).await? {
+        Ok(Some((local, embedders))) => {
+            tracing::info!(
+                url = local.url(),
+                "local embedder started for every trust class"
+            );
+            Ok((embedders, Some(local)))
+        }
+        Ok(None) => {
+            tracing::info!(models_dir = %config.models_dir.display(), "no embedder: the default model is not in the models directory (scripts/fetch-model.sh fetches it); text calls are refused");
+            Ok((Embedders::none(), None))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no embedder: the local one did not start; text calls are refused");
+            Ok((Embedders::none(), None))
+        }
+    }
 }
 
 /// BULKHEAD_ADMIN_TOKEN, or the token kept in the data directory (generated

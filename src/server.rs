@@ -34,12 +34,13 @@ pub async fn run(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let embedders = Arc::new(embedders);
     tracing::info!(addr = %listener.local_addr()?, "serving");
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(PointsApi::new(Arc::clone(&registry), Arc::new(embedders)).into_service())
-        .add_service(AdminApi::new(Arc::clone(&registry), admin_token).into_service())
+        .add_service(PointsApi::new(Arc::clone(&registry), Arc::clone(&embedders)).into_service())
+        .add_service(AdminApi::new(Arc::clone(&registry), admin_token, embedders).into_service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     tokio::task::spawn_blocking(move || registry.close()).await??;

@@ -91,15 +91,19 @@ impl AdminClient {
     }
 
     pub async fn describe_tenant(&self, name: &str) -> Result<proto::TenantInfo> {
+        Ok(self.describe(name).await?.tenant.unwrap_or_default())
+    }
+
+    /// The tenant and its counters in its embedder's cache (absent when no
+    /// embedder serves its trust class).
+    pub async fn describe(&self, name: &str) -> Result<proto::DescribeTenantResponse> {
         let request = self.request(proto::DescribeTenantRequest { name: name.into() });
         Ok(self
             .admin
             .clone()
             .describe_tenant(request)
             .await?
-            .into_inner()
-            .tenant
-            .unwrap_or_default())
+            .into_inner())
     }
 
     pub async fn issue_token(&self, tenant: &str) -> Result<IssuedToken> {

@@ -32,6 +32,17 @@ impl Point {
         }
     }
 
+    /// A point with only a text: the server embeds it with the embedder of
+    /// the tenant's trust class and keeps the text with the vector.
+    pub fn from_text(id: impl Into<String>, text: impl Into<String>) -> Self {
+        Point {
+            id: id.into(),
+            vector: Vec::new(),
+            payload: None,
+            text: Some(text.into()),
+        }
+    }
+
     /// Sets the payload; it must be a JSON object (anything else is dropped).
     pub fn payload(mut self, payload: Value) -> Self {
         self.payload = match payload {
@@ -254,6 +265,34 @@ impl TenantClient {
                 ..Default::default()
             },
         }
+    }
+
+    /// Starts a query by text: the server embeds it with the embedder of the
+    /// tenant's trust class.
+    pub fn search_text(&self, text: impl Into<String>) -> SearchBuilder<'_> {
+        SearchBuilder {
+            client: self,
+            request: proto::SearchRequest {
+                tenant: self.tenant.clone(),
+                text: text.into(),
+                k: 10,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Vectors for `texts` (at most 1,024), in order, from the embedder of
+    /// the tenant's trust class; also returns the model's name.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<(Vec<Vec<f32>>, String)> {
+        let request = self.request(proto::PointsServiceEmbedRequest {
+            tenant: self.tenant.clone(),
+            texts,
+        });
+        let answer = self.points.clone().embed(request).await?.into_inner();
+        Ok((
+            answer.vectors.into_iter().map(|v| v.values).collect(),
+            answer.model,
+        ))
     }
 }
 

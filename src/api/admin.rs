@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::AdminToken;
+use super::embedders::Embedders;
 use super::status::Plane;
 use super::{blocking, convert};
 use crate::engine::Registry;
@@ -15,11 +16,16 @@ use crate::proto::admin_service_server::AdminService;
 pub struct AdminApi {
     registry: Arc<Registry>,
     token: AdminToken,
+    embedders: Arc<Embedders>,
 }
 
 impl AdminApi {
-    pub fn new(registry: Arc<Registry>, token: AdminToken) -> Self {
-        AdminApi { registry, token }
+    pub fn new(registry: Arc<Registry>, token: AdminToken, embedders: Arc<Embedders>) -> Self {
+        AdminApi {
+            registry,
+            token,
+            embedders,
+        }
     }
 
     pub fn into_service(self) -> proto::admin_service_server::AdminServiceServer<Self> {
@@ -62,7 +68,14 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::DropTenantResponse>, Status> {
         self.token.check(&request)?;
         let name = request.get_ref().name.clone();
-        self.run(move |reg| reg.drop_tenant(&name)).await?;
+        let (class, incarnation) = self
+            .run(move |reg| {
+                let tenant = reg.tenant(&name)?;
+                reg.drop_tenant(&name)?;
+                Ok((tenant.spec().trust_class.clone(), tenant.incarnation()))
+            })
+            .await?;
+        self.embedders.forget(class.as_str(), incarnation).await;
         Ok(Response::new(proto::DropTenantResponse {}))
     }
 
@@ -83,9 +96,24 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::DescribeTenantResponse>, Status> {
         self.token.check(&request)?;
         let name = request.get_ref().name.clone();
-        let info = self.run(move |reg| reg.describe_tenant(&name)).await?;
+        let (info, class, incarnation) = self
+            .run(move |reg| {
+                let tenant = reg.tenant(&name)?;
+                let info = reg.describe_tenant(&name)?;
+                Ok((
+                    info,
+                    tenant.spec().trust_class.clone(),
+                    tenant.incarnation(),
+                ))
+            })
+            .await?;
+        let embedding_cache = self
+            .embedders
+            .cache_stats(class.as_str(), incarnation)
+            .await;
         Ok(Response::new(proto::DescribeTenantResponse {
             tenant: Some(convert::tenant_info(info)),
+            embedding_cache,
         }))
     }
 

@@ -6,14 +6,31 @@
 use std::collections::HashMap;
 
 use bulkhead_client::proto::embedder_service_client::EmbedderServiceClient;
-use bulkhead_client::proto::{EmbedRequest, EmbedResponse};
+use bulkhead_client::proto::{
+    CacheStatsRequest, EmbedRequest, EmbedResponse, EmbeddingCacheStats, ForgetRequest,
+};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+
+/// How long describe waits for the embedder's counters.
+const STATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, Clone, Default)]
 pub struct Embedders {
     secret: String,
     by_class: HashMap<String, EmbedderServiceClient<Channel>>,
+    /// The local sidecar `bulkhead serve` started, which serves every class
+    /// (each with its own queue and batcher there).
+    any_class: Option<EmbedderServiceClient<Channel>>,
+}
+
+fn client(url: &str) -> Result<EmbedderServiceClient<Channel>, String> {
+    let channel = Channel::from_shared(url.to_string())
+        .map_err(|e| format!("bad embedder url {url}: {e}"))?
+        .connect_lazy();
+    Ok(EmbedderServiceClient::new(channel)
+        .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(super::MAX_MESSAGE_BYTES))
 }
 
 impl Embedders {
@@ -27,12 +44,40 @@ impl Embedders {
     pub fn new(secret: String, urls: &HashMap<String, String>) -> Result<Self, String> {
         let mut by_class = HashMap::new();
         for (class, url) in urls {
-            let channel = Channel::from_shared(url.clone())
-                .map_err(|e| format!("embedder for trust class {class}: bad url {url}: {e}"))?
-                .connect_lazy();
-            by_class.insert(class.clone(), EmbedderServiceClient::new(channel));
+            let client =
+                client(url).map_err(|e| format!("embedder for trust class {class}: {e}"))?;
+            by_class.insert(class.clone(), client);
         }
-        Ok(Embedders { secret, by_class })
+        Ok(Embedders {
+            secret,
+            by_class,
+            any_class: None,
+        })
+    }
+
+    /// One sidecar for every trust class: the one `bulkhead serve` starts.
+    pub fn local(secret: String, url: &str) -> Result<Self, String> {
+        Ok(Embedders {
+            secret,
+            by_class: HashMap::new(),
+            any_class: Some(client(url)?),
+        })
+    }
+
+    fn client(&self, trust_class: &str) -> Option<EmbedderServiceClient<Channel>> {
+        self.by_class
+            .get(trust_class)
+            .or(self.any_class.as_ref())
+            .cloned()
+    }
+
+    fn request<T>(&self, message: T) -> Result<Request<T>, Status> {
+        let mut request = Request::new(message);
+        let bearer = format!("Bearer {}", self.secret)
+            .parse()
+            .map_err(|_| Status::internal("the embedder secret cannot be sent"))?;
+        request.metadata_mut().insert("authorization", bearer);
+        Ok(request)
     }
 
     /// Embeds `texts` of the tenant `incarnation` in `trust_class`.
@@ -42,22 +87,18 @@ impl Embedders {
         incarnation: u64,
         texts: Vec<String>,
     ) -> Result<EmbedResponse, Status> {
-        let client = self.by_class.get(trust_class).ok_or_else(|| {
+        let mut client = self.client(trust_class).ok_or_else(|| {
             Status::failed_precondition(
                 "no embedder serves this tenant's trust class; configure one to embed text",
             )
         })?;
-        let mut request = Request::new(EmbedRequest {
-            tenant: format!("t{incarnation}"),
+        let request = self.request(EmbedRequest {
+            tenant: cache_tenant(incarnation),
             trust_class: trust_class.to_string(),
             model: String::new(),
             texts,
-        });
-        let bearer = format!("Bearer {}", self.secret)
-            .parse()
-            .map_err(|_| Status::internal("the embedder secret cannot be sent"))?;
-        request.metadata_mut().insert("authorization", bearer);
-        match client.clone().embed(request).await {
+        })?;
+        match client.embed(request).await {
             Ok(response) => Ok(response.into_inner()),
             Err(status) => Err(match status.code() {
                 Code::InvalidArgument | Code::ResourceExhausted => status,
@@ -71,4 +112,47 @@ impl Embedders {
             }),
         }
     }
+
+    /// Drops a dropped tenant's cache entries. Best effort: the entries are
+    /// unreachable anyway (a new tenant of the name has a new incarnation),
+    /// and the cache's LRU bound evicts them in time.
+    pub(crate) async fn forget(&self, trust_class: &str, incarnation: u64) {
+        let Some(mut client) = self.client(trust_class) else {
+            return;
+        };
+        let Ok(request) = self.request(ForgetRequest {
+            tenant: cache_tenant(incarnation),
+        }) else {
+            return;
+        };
+        if let Err(status) = client.forget(request).await {
+            tracing::warn!(code = ?status.code(), "the embedder did not forget a dropped tenant's cache entries");
+        }
+    }
+
+    /// A tenant's cache counters, or None when no embedder serves its class
+    /// or the embedder does not answer.
+    pub(crate) async fn cache_stats(
+        &self,
+        trust_class: &str,
+        incarnation: u64,
+    ) -> Option<EmbeddingCacheStats> {
+        let mut client = self.client(trust_class)?;
+        let request = self
+            .request(CacheStatsRequest {
+                tenant: cache_tenant(incarnation),
+            })
+            .ok()?;
+        let answer = tokio::time::timeout(STATS_TIMEOUT, client.cache_stats(request)).await;
+        let stats = answer.ok()?.ok()?.into_inner();
+        Some(EmbeddingCacheStats {
+            hits: stats.hits,
+            misses: stats.misses,
+        })
+    }
+}
+
+/// How a tenant is named to the sidecar: by incarnation, never by name.
+fn cache_tenant(incarnation: u64) -> String {
+    format!("t{incarnation}")
 }

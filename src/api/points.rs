@@ -9,7 +9,7 @@ use super::auth::bearer;
 use super::embedders::Embedders;
 use super::status::{Plane, to_status};
 use super::{blocking, convert};
-use crate::engine::{Registry, SearchRequest, Tenant};
+use crate::engine::{MAX_BATCH_POINTS, PointInput, Registry, SearchRequest, Tenant};
 use crate::proto;
 use crate::proto::points_service_server::PointsService;
 
@@ -48,6 +48,92 @@ impl PointsApi {
     }
 }
 
+impl PointsApi {
+    /// Vectors for `texts` from the embedder of the tenant's trust class,
+    /// checked against the tenant's dimension.
+    async fn embed(&self, tenant: &Tenant, texts: Vec<String>) -> Result<Vec<Vec<f32>>, Status> {
+        let expected = texts.len();
+        let mut vectors = Vec::with_capacity(expected);
+        let mut texts = texts.into_iter().peekable();
+        while texts.peek().is_some() {
+            let chunk: Vec<String> = texts.by_ref().take(MAX_EMBED_TEXTS).collect();
+            let answer = self
+                .embedders
+                .embed(
+                    tenant.spec().trust_class.as_str(),
+                    tenant.incarnation(),
+                    chunk,
+                )
+                .await?;
+            let dimension = tenant.spec().dimension as usize;
+            if let Some(e) = answer
+                .embeddings
+                .iter()
+                .find(|e| e.values.len() != dimension)
+            {
+                return Err(Status::failed_precondition(format!(
+                    "the embedder's model {} makes vectors of dimension {}, but this tenant's dimension is {dimension}; store texts in a tenant of dimension {}",
+                    answer.model,
+                    e.values.len(),
+                    e.values.len()
+                )));
+            }
+            vectors.extend(answer.embeddings.into_iter().map(|e| e.values));
+        }
+        if vectors.len() != expected {
+            tracing::error!(
+                expected,
+                got = vectors.len(),
+                "the embedder answered the wrong number of vectors"
+            );
+            return Err(Status::internal("the embedder failed"));
+        }
+        Ok(vectors)
+    }
+
+    /// Fills in the vector of every point that has text and no vector.
+    async fn embed_texts(&self, tenant: &Tenant, points: &mut [PointInput]) -> Result<(), Status> {
+        if points.len() > MAX_BATCH_POINTS {
+            return Err(Status::invalid_argument(format!(
+                "{} points in one upsert, the limit is {MAX_BATCH_POINTS}",
+                points.len()
+            )));
+        }
+        let mut positions = Vec::new();
+        let mut texts = Vec::new();
+        for (i, p) in points.iter().enumerate() {
+            if let (true, Some(text)) = (p.vector.is_empty(), &p.text) {
+                check_embeddable(text, &format!("point {i}: text"))?;
+                positions.push(i);
+                texts.push(text.clone());
+            }
+        }
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let vectors = self.embed(tenant, texts).await?;
+        for (i, vector) in positions.into_iter().zip(vectors) {
+            points[i].vector = vector;
+        }
+        Ok(())
+    }
+}
+
+/// Most texts in one embedder request, and bytes in one text to embed (the
+/// sidecar's limits; longer texts are stored only with a vector).
+const MAX_EMBED_TEXTS: usize = 1_024;
+const MAX_EMBED_TEXT_BYTES: usize = 32 * 1024;
+
+fn check_embeddable(text: &str, what: &str) -> Result<(), Status> {
+    if text.len() > MAX_EMBED_TEXT_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "{what} is {} bytes, more than the {MAX_EMBED_TEXT_BYTES} the embedder takes; send a vector with longer texts",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
 fn filter(f: Option<proto::Filter>) -> Result<Option<crate::engine::Filter>, Status> {
     f.map(convert::filter).transpose()
 }
@@ -59,13 +145,14 @@ impl PointsService for PointsApi {
         request: Request<proto::UpsertRequest>,
     ) -> Result<Response<proto::UpsertResponse>, Status> {
         let tenant = self.tenant(&request, &request.get_ref().tenant)?;
-        let points = request
+        let mut points = request
             .into_inner()
             .points
             .into_iter()
             .enumerate()
             .map(|(i, p)| convert::point_input(p, i))
             .collect::<Result<Vec<_>, _>>()?;
+        self.embed_texts(&tenant, &mut points).await?;
         let upserted = points.len() as u64;
         blocking(move || tenant.upsert(&points), Plane::Data).await?;
         Ok(Response::new(proto::UpsertResponse { upserted }))
@@ -154,8 +241,21 @@ impl PointsService for PointsApi {
     ) -> Result<Response<proto::SearchResponse>, Status> {
         let tenant = self.tenant(&request, &request.get_ref().tenant)?;
         let r = request.into_inner();
+        let vector = match (r.vector.is_empty(), r.text.is_empty()) {
+            (false, false) => {
+                return Err(Status::invalid_argument(
+                    "send either vector or text, not both",
+                ));
+            }
+            (true, false) => {
+                check_embeddable(&r.text, "text")?;
+                let mut vectors = self.embed(&tenant, vec![r.text]).await?;
+                vectors.pop().unwrap_or_default()
+            }
+            _ => r.vector,
+        };
         let search = SearchRequest {
-            vector: r.vector,
+            vector,
             k: if r.k == 0 { DEFAULT_K } else { r.k } as usize,
             ef: (r.ef != 0).then_some(r.ef as usize),
             filter: filter(r.filter)?,
@@ -176,6 +276,15 @@ impl PointsService for PointsApi {
         let texts = request.into_inner().texts;
         if texts.is_empty() {
             return Err(Status::invalid_argument("texts is empty"));
+        }
+        if texts.len() > MAX_EMBED_TEXTS {
+            return Err(Status::invalid_argument(format!(
+                "{} texts in one request, the limit is {MAX_EMBED_TEXTS}",
+                texts.len()
+            )));
+        }
+        for (i, text) in texts.iter().enumerate() {
+            check_embeddable(text, &format!("texts[{i}]"))?;
         }
         let answer = self
             .embedders

@@ -160,11 +160,15 @@ impl AdminArgs {
                 }
             }
             AdminCommand::Tenant(TenantCommand::Describe { name }) => {
-                let info = admin.describe_tenant(&name).await?;
+                let described = admin.describe(&name).await?;
+                let mut view = tenant_json(&described.tenant.unwrap_or_default());
+                if let Some(cache) = described.embedding_cache {
+                    view["embedding_cache"] = json!({ "hits": cache.hits, "misses": cache.misses });
+                }
                 if json {
-                    print_json(&tenant_json(&info));
+                    print_json(&view);
                 } else {
-                    for (k, v) in tenant_json(&info).as_object().into_iter().flatten() {
+                    for (k, v) in view.as_object().into_iter().flatten() {
                         println!(
                             "{k}: {}",
                             v.as_str().map_or_else(|| v.to_string(), str::to_string)

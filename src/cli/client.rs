@@ -28,7 +28,8 @@ pub struct ClientArgs {
 
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
-    /// Upsert points from JSON lines: {"id": "...", "vector": [...], "payload": {...}, "text": "..."}.
+    /// Upsert points from JSON lines: {"id": "...", "vector": [...], "payload": {...}, "text": "..."};
+    /// a line with text and no vector is embedded by the server.
     Upsert {
         /// The file to read; `-` reads standard input.
         #[arg(long)]
@@ -37,11 +38,14 @@ enum ClientCommand {
         #[arg(long, default_value_t = 256)]
         batch: usize,
     },
-    /// The nearest points to a vector.
+    /// The nearest points to a vector or to a text.
     Search {
         /// The query vector, as a JSON array.
+        #[arg(long, required_unless_present = "text", conflicts_with = "text")]
+        vector: Option<String>,
+        /// The query text, embedded by the server.
         #[arg(long)]
-        vector: String,
+        text: Option<String>,
         #[arg(short, long, default_value_t = 10)]
         k: u32,
         /// A filter in JSON: {"must": [{"key": "k", "match": {"value": "v"}}], ...}.
@@ -50,6 +54,12 @@ enum ClientCommand {
         /// Candidate list size of the graph search.
         #[arg(long)]
         ef: Option<u32>,
+    },
+    /// Vectors for texts, from the embedder of the tenant's trust class.
+    Embed {
+        /// A text to embed (repeatable).
+        #[arg(long, required = true)]
+        text: Vec<String>,
     },
     /// Points by id.
     Get {
@@ -107,6 +117,7 @@ fn parse_line(line: &str, number: usize) -> Result<Point, String> {
     #[serde(deny_unknown_fields)]
     struct Line {
         id: String,
+        #[serde(default)]
         vector: Vec<f32>,
         #[serde(default)]
         payload: Option<serde_json::Map<String, Value>>,
@@ -114,6 +125,9 @@ fn parse_line(line: &str, number: usize) -> Result<Point, String> {
         text: Option<String>,
     }
     let parsed: Line = serde_json::from_str(line).map_err(|e| format!("line {number}: {e}"))?;
+    if parsed.vector.is_empty() && parsed.text.as_deref().unwrap_or("").is_empty() {
+        return Err(format!("line {number}: a point needs a vector or a text"));
+    }
     Ok(Point {
         id: parsed.id,
         vector: parsed.vector,
@@ -182,13 +196,20 @@ impl ClientArgs {
             }
             ClientCommand::Search {
                 vector,
+                text,
                 k,
                 filter,
                 ef,
             } => {
-                let vector: Vec<f32> = serde_json::from_str(&vector)
-                    .map_err(|e| format!("--vector is not a JSON array of numbers: {e}"))?;
-                let mut search = client.search(vector).k(k).with_payload();
+                let search = match (vector, text) {
+                    (Some(vector), _) => client
+                        .search(serde_json::from_str(&vector).map_err(|e| {
+                            format!("--vector is not a JSON array of numbers: {e}")
+                        })?),
+                    (None, Some(text)) => client.search_text(text),
+                    (None, None) => return Err("give --vector or --text".into()),
+                };
+                let mut search = search.k(k).with_payload();
                 if let Some(f) = parse_filter(filter.as_deref())? {
                     search = search.filter(f);
                 }
@@ -204,6 +225,20 @@ impl ClientArgs {
                     print_json(&json!({ "points": list }));
                 } else {
                     hits.iter().for_each(|h| println!("{}\t{}", h.id, h.score));
+                }
+            }
+            ClientCommand::Embed { text } => {
+                let (vectors, model) = client.embed(text).await?;
+                if json {
+                    // One text: {"vector": [...]}; several: {"vectors": [[...], ...]}.
+                    match <[Vec<f32>; 1]>::try_from(vectors) {
+                        Ok([vector]) => print_json(&json!({ "vector": vector, "model": model })),
+                        Err(vectors) => print_json(&json!({ "vectors": vectors, "model": model })),
+                    }
+                } else {
+                    for vector in vectors {
+                        println!("{}", json!(vector));
+                    }
                 }
             }
             ClientCommand::Get { ids } => {

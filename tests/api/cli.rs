@@ -7,10 +7,11 @@ use serde_json::Value;
 
 use crate::common::{ADMIN, TestServer};
 
-fn bulkhead(server: &TestServer, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
+/// Runs the CLI against the server at `url`.
+pub fn bulkhead(url: &str, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
         .args(args)
-        .env("BULKHEAD_ADDR", &server.url)
+        .env("BULKHEAD_ADDR", url)
         .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
         .env("BULKHEAD_TOKEN", token)
         .env_remove("BULKHEAD_TENANT")
@@ -28,8 +29,8 @@ fn bulkhead(server: &TestServer, token: &str, args: &[&str], stdin: Option<&str>
 }
 
 /// Runs a command that must succeed and print JSON.
-fn json(server: &TestServer, token: &str, args: &[&str], stdin: Option<&str>) -> Value {
-    let out = bulkhead(server, token, args, stdin);
+pub fn json(url: &str, token: &str, args: &[&str], stdin: Option<&str>) -> Value {
+    let out = bulkhead(url, token, args, stdin);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?} failed: {stderr}");
     serde_json::from_slice(&out.stdout)
@@ -40,7 +41,7 @@ fn json(server: &TestServer, token: &str, args: &[&str], stdin: Option<&str>) ->
 async fn admin_and_client_commands_end_to_end() {
     let server = TestServer::start().await;
     let created = json(
-        &server,
+        &server.url,
         "",
         &[
             "admin", "tenant", "create", "cli-t", "--dim", "3", "--metric", "l2", "--json",
@@ -56,7 +57,7 @@ async fn admin_and_client_commands_end_to_end() {
         (Some("cli-t"), Some(3), Some("l2"))
     );
     let issued = json(
-        &server,
+        &server.url,
         "",
         &["admin", "token", "issue", "cli-t", "--json"],
         None,
@@ -70,7 +71,7 @@ async fn admin_and_client_commands_end_to_end() {
 {"id": "c", "vector": [0, 0, 1], "text": "plain c"}
 "#;
     let up = json(
-        &server,
+        &server.url,
         &token,
         &[
             "client", "--tenant", "cli-t", "upsert", "--file", "-", "--batch", "2", "--json",
@@ -79,7 +80,7 @@ async fn admin_and_client_commands_end_to_end() {
     );
     assert_eq!(up["upserted"], 3);
     let hits = json(
-        &server,
+        &server.url,
         &token,
         &[
             "client",
@@ -102,7 +103,7 @@ async fn admin_and_client_commands_end_to_end() {
         .collect();
     assert_eq!(ids, ["a", "b"]);
     let filtered = json(
-        &server,
+        &server.url,
         &token,
         &[
             "client",
@@ -120,14 +121,14 @@ async fn admin_and_client_commands_end_to_end() {
     assert_eq!(filtered["points"][0]["id"], "b");
     assert_eq!(filtered["points"].as_array().unwrap().len(), 1);
     let got = json(
-        &server,
+        &server.url,
         &token,
         &["client", "--tenant", "cli-t", "get", "a", "zz", "--json"],
         None,
     );
     assert_eq!(got["points"][0]["payload"]["color"], "red");
     let page = json(
-        &server,
+        &server.url,
         &token,
         &[
             "client", "--tenant", "cli-t", "scroll", "--limit", "2", "--json",
@@ -136,7 +137,7 @@ async fn admin_and_client_commands_end_to_end() {
     );
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let rest = json(
-        &server,
+        &server.url,
         &token,
         &[
             "client", "--tenant", "cli-t", "scroll", "--cursor", &cursor, "--json",
@@ -147,7 +148,7 @@ async fn admin_and_client_commands_end_to_end() {
     assert_eq!(rest["points"][0]["text"], "plain c");
     assert_eq!(
         json(
-            &server,
+            &server.url,
             &token,
             &["client", "--tenant", "cli-t", "delete", "a", "--json"],
             None
@@ -156,17 +157,22 @@ async fn admin_and_client_commands_end_to_end() {
     );
     assert_eq!(
         json(
-            &server,
+            &server.url,
             &token,
             &["client", "--tenant", "cli-t", "count", "--json"],
             None
         )["count"],
         2
     );
-    let list = json(&server, "", &["admin", "tenant", "list", "--json"], None);
+    let list = json(
+        &server.url,
+        "",
+        &["admin", "tenant", "list", "--json"],
+        None,
+    );
     assert_eq!(list["tenants"][0]["points"], 2);
     let tokens = json(
-        &server,
+        &server.url,
         "",
         &["admin", "token", "list", "cli-t", "--json"],
         None,
@@ -205,7 +211,7 @@ async fn admin_and_client_commands_end_to_end() {
             token.as_str(),
         ),
     ] {
-        let out = bulkhead(&server, token, &args, Some("{\"id\": 1}\n"));
+        let out = bulkhead(&server.url, token, &args, Some("{\"id\": 1}\n"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
@@ -215,13 +221,13 @@ async fn admin_and_client_commands_end_to_end() {
         );
     }
     let dropped = json(
-        &server,
+        &server.url,
         "",
         &["admin", "tenant", "drop", "cli-t", "--json"],
         None,
     );
     assert_eq!(dropped["dropped"], "cli-t");
-    let help = bulkhead(&server, "", &["client", "search", "--help"], None);
+    let help = bulkhead(&server.url, "", &["client", "search", "--help"], None);
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--filter"));
     server.stop().await;
 }

@@ -14,6 +14,8 @@ pub const ADMIN: &str = "test-admin-token-0123456789abcdef";
 pub struct TestServer {
     pub url: String,
     pub channel: Channel,
+    /// The server's registry, for what only the server knows (incarnations).
+    pub registry: Arc<Registry>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -32,8 +34,9 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let admin = AdminToken::new(ADMIN).unwrap();
+        let served = Arc::clone(&registry);
         let handle = tokio::spawn(async move {
-            bulkhead::server::run(registry, admin, embedders, listener, async {
+            bulkhead::server::run(served, admin, embedders, listener, async {
                 let _ = rx.await;
             })
             .await
@@ -47,6 +50,7 @@ impl TestServer {
         TestServer {
             url: format!("http://{addr}"),
             channel,
+            registry,
             shutdown: Some(tx),
             handle: Some(handle),
             _dir: dir,
@@ -137,27 +141,70 @@ impl Auth<'_> {
 /// The server's log lines so far and to come.
 pub type Log = Arc<std::sync::Mutex<Vec<String>>>;
 
-/// Starts the real `bulkhead serve` binary on an ephemeral port; returns it,
-/// its URL and its log. With `admin_env`, the admin token is ADMIN from the
-/// environment; without, the server makes its own.
-pub fn serve(dir: &std::path::Path, admin_env: bool) -> (std::process::Child, String, Log) {
+/// Starts the real `bulkhead serve` binary on an ephemeral port, without an
+/// embedder; returns it, its URL and its log. With `admin_env`, the admin
+/// token is ADMIN from the environment; without, the server makes its own.
+pub fn serve(dir: &std::path::Path, admin_env: bool) -> (Running, String, Log) {
+    let mut command = serve_command(dir, admin_env);
+    command.arg("--no-local-embedder");
+    spawn_serving(command, SERVER_READY)
+}
+
+/// `bulkhead serve` as `make run` starts it: it starts its own local
+/// embedder (the model is in the default models directory).
+pub fn serve_with_local_embedder(dir: &std::path::Path) -> (Running, String, Log) {
+    spawn_serving(serve_command(dir, true), SERVER_READY)
+}
+
+fn serve_command(dir: &std::path::Path, admin_env: bool) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .env_remove("BULKHEAD_CONFIG");
+        .env_remove("BULKHEAD_CONFIG")
+        .env_remove("BULKHEAD_EMBEDDERS")
+        .env_remove("BULKHEAD_NO_LOCAL_EMBEDDER");
     if admin_env {
         command.env("BULKHEAD_ADMIN_TOKEN", ADMIN);
     } else {
         command.env_remove("BULKHEAD_ADMIN_TOKEN");
     }
-    spawn_serving(command)
+    command
 }
 
-/// Spawns a server binary that logs `serving addr=HOST:PORT` (bulkhead or
-/// bulkhead-embedder) and waits for that line; its log keeps being drained
-/// so the child never blocks on a full pipe.
-pub fn spawn_serving(mut command: std::process::Command) -> (std::process::Child, String, Log) {
+/// A spawned binary, killed when dropped: a failing test leaks no process.
+pub struct Running(pub std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The log line of each binary that says it serves, before `addr=`.
+pub const SERVER_READY: &str = "bulkhead::server: serving";
+pub const EMBEDDER_READY: &str = "bulkhead_embedder: embedder serving";
+
+/// Spawns a server binary, waits for its `ready` log line (`... addr=HOST:PORT`)
+/// and returns the child and its URL; the log keeps being drained so the
+/// child never blocks on a full pipe.
+pub fn spawn_serving(mut command: std::process::Command, ready: &str) -> (Running, String, Log) {
     use std::io::{BufRead, BufReader};
     command
         .env("RUST_LOG", "info")
@@ -171,11 +218,7 @@ pub fn spawn_serving(mut command: std::process::Command) -> (std::process::Child
             .expect("the child exited before serving")
             .unwrap();
         log.lock().unwrap().push(line.clone());
-        if let Some(rest) = line
-            .split("addr=")
-            .nth(1)
-            .filter(|_| line.contains("serving"))
-        {
+        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains(ready)) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
@@ -185,5 +228,5 @@ pub fn spawn_serving(mut command: std::process::Command) -> (std::process::Child
             sink.lock().unwrap().push(line);
         }
     });
-    (child, format!("http://{addr}"), log)
+    (Running(child), format!("http://{addr}"), log)
 }
