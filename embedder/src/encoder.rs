@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config, DTYPE};
+use candle_transformers::models::bert::{Config, DTYPE};
+
+use crate::bert::Bert;
 use serde::Deserialize;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
@@ -28,7 +30,7 @@ struct Module {
 /// the model folder's sentence-transformers configs say.
 pub struct Encoder {
     name: String,
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     pooling: Pooling,
     normalize: bool,
@@ -108,8 +110,7 @@ impl Encoder {
         let weights = fs_err::read(&weights_path)?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DTYPE, device)
             .map_err(|e| EmbedderError::model(&weights_path, e))?;
-        let model =
-            BertModel::load(vb, &config).map_err(|e| EmbedderError::model(&weights_path, e))?;
+        let model = Bert::load(vb, &config).map_err(|e| EmbedderError::model(&weights_path, e))?;
         let dimension = config.hidden_size;
         Ok(Encoder {
             name,
@@ -160,7 +161,7 @@ impl Encoder {
             (rows, width),
             &self.device,
         )?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let hidden = self.model.forward(&ids, &types, &mask)?;
         let mut pooled = self.pooling.apply(&hidden, &mask)?;
         if self.normalize {
             pooled = normalize(&pooled)?;

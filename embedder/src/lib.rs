@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod batcher;
+mod bert;
 mod cache;
 mod encoder;
 mod error;
