@@ -1,14 +1,27 @@
-//! Sentences per second of the CPU encoder at several batch sizes.
+//! Sentences per second of the encoder at several batch sizes, on the
+//! sentences of embedder/bench/short.txt (~10 words) and medium.txt (~55
+//! words), taken in order, a different batch each call.
 //!
 //! `cargo run --release -p bulkhead-embedder --example throughput [-- SECONDS [BATCHES] [cuda]]`
 //! e.g. `-- 3 1,8,32,128` on CPU, or `-- 5 1,32,128,512 cuda` with
-//! `--features cuda` (embedder/bench/gpu.sh). Short sentences (~10 tokens)
-//! and medium ones (~60 tokens). Prints a markdown table.
+//! `--features cuda` (embedder/bench/gpu.sh). Prints a markdown table; the
+//! same protocol in Python is embedder/bench/st_throughput.py.
 
 use std::time::{Duration, Instant};
 
 use bulkhead_embedder::{DEFAULT_MODEL, Encoder, models_dir};
 use candle_core::Device;
+
+fn corpus(name: &str) -> Result<Vec<String>, std::io::Error> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench")
+        .join(name);
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -23,20 +36,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     eprintln!("device: {device:?}");
     let encoder = Encoder::load(&models_dir().join(DEFAULT_MODEL), &device)?;
-    let short = "A ship's bulkhead keeps one flooded compartment dry.";
-    let medium = "Bulkhead keeps every tenant in a physical partition of its own: its own graph, \
-                  its own column family, its own cache namespace and its own files, so that an \
-                  auditor's question gets a test instead of a promise, and queries stay fast.";
+    let sets = [corpus("short.txt")?, corpus("medium.txt")?];
     println!("| batch | short sentences/s | medium sentences/s |");
     println!("|---|---|---|");
     for batch in batches {
         let mut row = Vec::new();
-        for text in [short, medium] {
-            let texts: Vec<&str> = (0..batch).map(|_| text).collect();
-            encoder.encode(&texts)?; // warm-up
+        for sentences in &sets {
+            let mut next = sentences.iter().cycle();
+            let mut take =
+                || -> Vec<&str> { next.by_ref().take(batch).map(String::as_str).collect() };
+            encoder.encode(&take())?; // warm-up
             let (mut done, started) = (0usize, Instant::now());
             while started.elapsed() < Duration::from_secs_f64(seconds) {
-                encoder.encode(&texts)?;
+                encoder.encode(&take())?;
                 done += batch;
             }
             row.push(done as f64 / started.elapsed().as_secs_f64());

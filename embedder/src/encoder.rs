@@ -8,7 +8,7 @@ use candle_transformers::models::bert::{Config, DTYPE};
 
 use crate::bert::Bert;
 use serde::Deserialize;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::{EmbedderError, Result};
 use crate::pooling::{Pooling, PoolingConfig, normalize};
@@ -36,6 +36,7 @@ pub struct Encoder {
     normalize: bool,
     max_seq_length: usize,
     dimension: usize,
+    pad_id: u32,
     device: Device,
 }
 
@@ -101,10 +102,11 @@ impl Encoder {
                 ..Default::default()
             }))
             .map_err(|e| EmbedderError::Tokenizer(e.to_string()))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
+
+        // Padding is done per length group in `encode`, not by the tokenizer
+        // (whose file may say "pad everything to 128").
+        let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
+        tokenizer.with_padding(None);
 
         let weights_path = dir.join("model.safetensors");
         let weights = fs_err::read(&weights_path)?;
@@ -120,6 +122,7 @@ impl Encoder {
             normalize,
             max_seq_length,
             dimension,
+            pad_id,
             device: device.clone(),
         })
     }
@@ -137,7 +140,9 @@ impl Encoder {
         self.max_seq_length
     }
 
-    /// Embeds `texts` as one batch: one vector per text, in order.
+    /// Embeds `texts`: one vector per text, in order. The texts are sorted
+    /// by token count and run in groups of similar length, so a batch of
+    /// mixed lengths is not padded to its longest text throughout.
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -146,26 +151,104 @@ impl Encoder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EmbedderError::Tokenizer(e.to_string()))?;
-        let rows = encodings.len();
-        let width = encodings.first().map_or(0, |e| e.get_ids().len());
-        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
-            encodings
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let lengths: Vec<usize> = order
+            .iter()
+            .map(|&i| encodings[i].get_ids().len())
+            .collect();
+        let mut out = vec![Vec::new(); encodings.len()];
+        for group in length_groups(&lengths) {
+            let members: Vec<&tokenizers::Encoding> = order[group.clone()]
                 .iter()
-                .flat_map(|e| f(e).iter().copied())
-                .collect()
-        };
-        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (rows, width), &self.device)?;
-        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), (rows, width), &self.device)?;
-        let mask = Tensor::from_vec(
-            flat(&|e| e.get_attention_mask()),
-            (rows, width),
-            &self.device,
-        )?;
+                .map(|&i| &encodings[i])
+                .collect();
+            let vectors = self.encode_group(&members)?;
+            for (&i, vector) in order[group].iter().zip(vectors) {
+                out[i] = vector;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One forward pass over encodings padded to the longest of them.
+    fn encode_group(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
+        let rows = encodings.len();
+        let width = encodings
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0);
+        let pad_id = self.pad_id;
+        let mut ids = Vec::with_capacity(rows * width);
+        let mut types = Vec::with_capacity(rows * width);
+        let mut mask = Vec::with_capacity(rows * width);
+        for e in encodings {
+            let padding = width - e.get_ids().len();
+            ids.extend_from_slice(e.get_ids());
+            ids.extend(std::iter::repeat_n(pad_id, padding));
+            types.extend_from_slice(e.get_type_ids());
+            types.extend(std::iter::repeat_n(0, padding));
+            mask.extend_from_slice(e.get_attention_mask());
+            mask.extend(std::iter::repeat_n(0, padding));
+        }
+        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
+        let types = Tensor::from_vec(types, (rows, width), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
         let hidden = self.model.forward(&ids, &types, &mask)?;
         let mut pooled = self.pooling.apply(&hidden, &mask)?;
         if self.normalize {
             pooled = normalize(&pooled)?;
         }
         Ok(pooled.to_vec2::<f32>()?)
+    }
+}
+
+/// Token positions one extra forward pass costs, roughly: a group is closed
+/// when padding it further would waste more than that.
+const PASS_COST_TOKENS: usize = 48;
+
+/// Splits ascending `lengths` into consecutive groups, each run as one
+/// padded batch: a text joins the current group unless the padding it adds
+/// (every member padded to its length) exceeds the cost of another pass.
+fn length_groups(lengths: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut real) = (0, 0);
+    for (i, &len) in lengths.iter().enumerate() {
+        let count = i - start;
+        let padding = len * (count + 1) - (real + len);
+        if count > 0 && padding > PASS_COST_TOKENS.max(real / 4) {
+            groups.push(start..i);
+            (start, real) = (i, 0);
+        }
+        real += len;
+    }
+    if start < lengths.len() {
+        groups.push(start..lengths.len());
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_groups;
+
+    #[test]
+    fn groups_cover_every_text_once_and_split_only_for_padding() {
+        assert_eq!(length_groups(&[]), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(length_groups(&[12; 40]), vec![0..40]);
+        let lengths = [8, 9, 9, 10, 11, 12, 60, 61, 62, 200];
+        let groups = length_groups(&lengths);
+        assert_eq!(groups.first().map(|g| g.start), Some(0));
+        assert_eq!(groups.last().map(|g| g.end), Some(lengths.len()));
+        assert!(groups.windows(2).all(|w| w[0].end == w[1].start));
+        assert!(groups.len() >= 3, "{groups:?}");
+        assert!(
+            groups.iter().all(|g| lengths[g.clone()]
+                .iter()
+                .all(|&l| l * 2 >= lengths[g.end - 1])
+                || g.len() == 1),
+            "{groups:?}"
+        );
     }
 }
