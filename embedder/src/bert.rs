@@ -13,16 +13,46 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};
+
+/// A linear layer run as one matmul over all rows of all texts: candle's
+/// `Linear` on (batch, seq, in) runs one small matmul per text, each
+/// repacking the whole weight matrix.
+struct Dense {
+    /// (in, out), contiguous.
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Dense {
+    fn new(linear: Linear) -> Result<Dense> {
+        let Some(bias) = linear.bias().cloned() else {
+            candle_core::bail!("BERT linear layers need biases");
+        };
+        Ok(Dense {
+            weight: linear.weight().t()?.contiguous()?,
+            bias,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (batch, seq, width) = x.dims3()?;
+        let out = self.weight.dim(1)?;
+        x.reshape((batch * seq, width))?
+            .matmul(&self.weight)?
+            .broadcast_add(&self.bias)?
+            .reshape((batch, seq, out))
+    }
+}
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
 struct Layer {
-    qkv: Linear,
+    qkv: Dense,
     heads: usize,
-    attention_out: Linear,
+    attention_out: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
 }
 
@@ -108,20 +138,20 @@ impl Layer {
             _ => candle_core::bail!("BERT attention projections need biases"),
         };
         Ok(Layer {
-            qkv: Linear::new(weight, bias),
+            qkv: Dense::new(Linear::new(weight, bias))?,
             heads: config.num_attention_heads,
-            attention_out: linear(hidden, hidden, attention.pp("output").pp("dense"))?,
+            attention_out: Dense::new(linear(hidden, hidden, attention.pp("output").pp("dense"))?)?,
             attention_norm: layer_norm(hidden, eps, attention.pp("output").pp("LayerNorm"))?,
-            intermediate: linear(
+            intermediate: Dense::new(linear(
                 hidden,
                 config.intermediate_size,
                 vb.pp("intermediate").pp("dense"),
-            )?,
-            output: linear(
+            )?)?,
+            output: Dense::new(linear(
                 config.intermediate_size,
                 hidden,
                 vb.pp("output").pp("dense"),
-            )?,
+            )?)?,
             output_norm: layer_norm(hidden, eps, vb.pp("output").pp("LayerNorm"))?,
         })
     }
