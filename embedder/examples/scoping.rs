@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use bulkhead_embedder::{BatchConfig, Batchers, DEFAULT_MODEL, Encoder, models_dir};
 use candle_core::Device;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use bulkhead_embedder::{DEFAULT_MODEL, Encoder, models_dir};
 use candle_core::Device;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn corpus(name: &str) -> Result<Vec<String>, std::io::Error> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("bench")

@@ -11,6 +11,9 @@ use bulkhead_embedder::{
 use clap::Parser;
 use tokio_stream::wrappers::TcpListenerStream;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Bulkhead's embedding sidecar: batched sentence encoders, one batcher per
 /// trust class, a per-tenant cache. Only the Bulkhead server may call it.
 #[derive(Debug, Parser)]
