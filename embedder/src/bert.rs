@@ -2,9 +2,12 @@
 //! on candle. Same weights, names and math as candle-transformers' `bert`,
 //! which this replaces for speed on CPU (numbers in embedder/bench/README.md):
 //!
-//! - exact GELU with a rational approximation of erf (error < 1e-6) in one
-//!   vectorizable pass on both cores; candle's `gelu_erf` calls libm's
-//!   scalar `erff` per element, which was a fifth of the encoder's time;
+//! - exact GELU with a rational approximation of erf (within 2e-6 of
+//!   candle's exact GELU) in one vectorizable pass on both cores; candle's
+//!   `gelu_erf` calls libm's scalar `erff` per element, which was a fifth
+//!   of the encoder's time;
+//! - linear layers as one matmul over all rows of all texts, weights
+//!   transposed once at load (candle's `Linear` runs one matmul per text);
 //! - the query, key and value projections as one matmul, the 1/sqrt(d)
 //!   scale folded into the query, and the softmax fused over the last
 //!   dimension.
