@@ -13,64 +13,11 @@ use std::time::{Duration, Instant};
 use bulkhead::engine::{EngineConfig, Metric, PointInput, Registry, SearchRequest, TenantSpec};
 use bulkhead_storage::StorageOptions;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
-/// Embedding-like vectors: a 24-dimensional latent, clustered around 64
-/// centres, projected linearly into `dim` dimensions, plus a little noise.
-/// Real text embeddings have a low intrinsic dimension. The adversarial case,
-/// `BULKHEAD_BENCH_DATA=noisy`: 64 centres with uniform noise in every
-/// dimension, where distances concentrate and recall drops.
-fn dataset(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    if std::env::var("BULKHEAD_BENCH_DATA").is_ok_and(|d| d == "noisy") {
-        let centres: Vec<Vec<f32>> = (0..64)
-            .map(|_| (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect())
-            .collect();
-        return (0..n)
-            .map(|_| {
-                let c = &centres[rng.random_range(0..centres.len())];
-                c.iter()
-                    .map(|x| x + rng.random_range(-0.35f32..0.35))
-                    .collect()
-            })
-            .collect();
-    }
-    const LATENT: usize = 24;
-    // The projection and centres are fixed across seeds: queries and data
-    // come from the same distribution.
-    let mut fixed = StdRng::seed_from_u64(0x5eed);
-    let projection: Vec<Vec<f32>> = (0..dim)
-        .map(|_| {
-            (0..LATENT)
-                .map(|_| fixed.random_range(-1.0f32..1.0))
-                .collect()
-        })
-        .collect();
-    let centres: Vec<Vec<f32>> = (0..64)
-        .map(|_| {
-            (0..LATENT)
-                .map(|_| fixed.random_range(-1.0f32..1.0))
-                .collect()
-        })
-        .collect();
-    (0..n)
-        .map(|_| {
-            let c = &centres[rng.random_range(0..centres.len())];
-            let z: Vec<f32> = c
-                .iter()
-                .map(|x| x + rng.random_range(-0.5f32..0.5))
-                .collect();
-            projection
-                .iter()
-                .map(|row| {
-                    let dot: f32 = row.iter().zip(&z).map(|(a, b)| a * b).sum();
-                    dot + rng.random_range(-0.05f32..0.05)
-                })
-                .collect()
-        })
-        .collect()
-}
+#[path = "common/data.rs"]
+#[allow(dead_code)]
+mod data;
+use data::dataset;
 
 fn sizes() -> Vec<usize> {
     match std::env::var("BULKHEAD_BENCH_SIZES") {

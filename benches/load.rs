@@ -1,0 +1,375 @@
+//! The load and recall tool (first scenario of the benchmark issue): one
+//! tenant, recall@10 against exact ground truth vs queries per second over an
+//! ef sweep, in-process (the engine) and through gRPC (the real server on
+//! 127.0.0.1), with 1 and 2 client threads.
+//!
+//! `cargo bench --bench load -- [--n 20000] [--dim 128] [--queries 1000]
+//! [--ef 16,32,64,128,256] [--out DIR]`
+//!
+//! The dataset (seeded, embedding-like: benches/common/data.rs) is written
+//! to DIR as base.fvecs, queries.fvecs and groundtruth.ivecs (top 100 by
+//! brute force) and reused when present; the report goes to DIR/report.json
+//! and DIR/report.md and the markdown table to stdout. DIR defaults to
+//! target/bench-load/<n>x<dim>.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulkhead::api::{AdminToken, Embedders};
+use bulkhead::engine::{EngineConfig, Metric, PointInput, Registry, SearchRequest, TenantSpec};
+use bulkhead_client::TenantClient;
+use serde_json::{Value, json};
+
+#[path = "common/data.rs"]
+mod data;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const K: usize = 10;
+const TRUTH: usize = 100;
+const TENANT: &str = "bench";
+
+struct Args {
+    n: usize,
+    dim: usize,
+    queries: usize,
+    efs: Vec<usize>,
+    out: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, Error> {
+    let mut args = Args {
+        n: 20_000,
+        dim: 128,
+        queries: 1_000,
+        efs: vec![16, 32, 64, 128, 256],
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--bench" => {} // added by `cargo bench`
+            "--n" => args.n = value()?.parse()?,
+            "--dim" => args.dim = value()?.parse()?,
+            "--queries" => args.queries = value()?.parse()?,
+            "--ef" => {
+                args.efs = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--out" => args.out = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    if args.n == 0 || args.dim == 0 || args.queries == 0 || args.efs.is_empty() {
+        return Err("--n, --dim, --queries and --ef must be positive".into());
+    }
+    Ok(args)
+}
+
+/// A one-line progress display on stderr.
+fn progress(what: &str, done: usize, total: usize, started: Instant) {
+    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    eprint!("\r{what}: {done}/{total} ({rate:.0}/s)   ");
+    if done == total {
+        eprintln!();
+    }
+    let _ = std::io::stderr().flush();
+}
+
+struct Dataset {
+    base: Vec<Vec<f32>>,
+    queries: Vec<Vec<f32>>,
+    truth: Vec<Vec<u32>>,
+}
+
+fn dataset(args: &Args, dir: &Path) -> Result<Dataset, Error> {
+    let (base_path, query_path, truth_path) = (
+        dir.join("base.fvecs"),
+        dir.join("queries.fvecs"),
+        dir.join("groundtruth.ivecs"),
+    );
+    if base_path.exists() && query_path.exists() && truth_path.exists() {
+        let set = Dataset {
+            base: data::read_fvecs(&base_path)?,
+            queries: data::read_fvecs(&query_path)?,
+            truth: data::read_ivecs(&truth_path)?,
+        };
+        if set.base.len() == args.n && set.queries.len() == args.queries {
+            eprintln!("dataset: reusing {}", dir.display());
+            return Ok(set);
+        }
+    }
+    fs_err::create_dir_all(dir)?;
+    eprintln!(
+        "dataset: {} x {} base, {} queries (seeded)",
+        args.n, args.dim, args.queries
+    );
+    let base = data::dataset(1, args.n, args.dim);
+    let queries = data::dataset(2, args.queries, args.dim);
+    let started = Instant::now();
+    let truth = data::ground_truth(&base, &queries, TRUTH);
+    eprintln!(
+        "ground truth: brute force in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    data::write_fvecs(&base_path, &base)?;
+    data::write_fvecs(&query_path, &queries)?;
+    data::write_ivecs(&truth_path, &truth)?;
+    Ok(Dataset {
+        base,
+        queries,
+        truth,
+    })
+}
+
+fn recall(hits: &[Vec<String>], truth: &[Vec<u32>]) -> f64 {
+    let found: usize = hits
+        .iter()
+        .zip(truth)
+        .map(|(got, want)| {
+            let want: HashSet<String> = want.iter().take(K).map(|i| i.to_string()).collect();
+            got.iter().filter(|id| want.contains(*id)).count()
+        })
+        .sum();
+    found as f64 / (hits.len() * K) as f64
+}
+
+/// One ef and thread count: every query once, split over `threads`.
+struct Run {
+    ef: usize,
+    threads: usize,
+    qps: f64,
+    recall: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn summarize(
+    ef: usize,
+    threads: usize,
+    wall: Duration,
+    results: Vec<(usize, Vec<String>, Duration)>,
+    truth: &[Vec<u32>],
+) -> Run {
+    let mut results = results;
+    results.sort_by_key(|r| r.0);
+    let mut latencies: Vec<f64> = results.iter().map(|r| r.2.as_secs_f64() * 1e6).collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let hits: Vec<Vec<String>> = results.into_iter().map(|r| r.1).collect();
+    Run {
+        ef,
+        threads,
+        qps: hits.len() as f64 / wall.as_secs_f64(),
+        recall: recall(&hits, truth),
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+    }
+}
+
+fn in_process(registry: &Registry, set: &Dataset, efs: &[usize]) -> Result<Vec<Run>, Error> {
+    let tenant = registry.tenant(TENANT)?;
+    let mut runs = Vec::new();
+    for &ef in efs {
+        for threads in [1, 2] {
+            let started = Instant::now();
+            let results = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let tenant = Arc::clone(&tenant);
+                        scope.spawn(move || {
+                            (t..set.queries.len())
+                                .step_by(threads)
+                                .map(|i| {
+                                    let asked = Instant::now();
+                                    let request = SearchRequest {
+                                        ef: Some(ef),
+                                        ..SearchRequest::new(set.queries[i].clone(), K)
+                                    };
+                                    let ids = tenant
+                                        .search(&request)
+                                        .map(|hits| hits.into_iter().map(|h| h.id).collect())
+                                        .unwrap_or_default();
+                                    (i, ids, asked.elapsed())
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect::<Vec<_>>()
+            });
+            runs.push(summarize(
+                ef,
+                threads,
+                started.elapsed(),
+                results,
+                &set.truth,
+            ));
+        }
+    }
+    Ok(runs)
+}
+
+async fn through_grpc(
+    client: &TenantClient,
+    set: &Arc<Dataset>,
+    efs: &[usize],
+) -> Result<Vec<Run>, Error> {
+    let mut runs = Vec::new();
+    for &ef in efs {
+        for threads in [1, 2] {
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (client, set) = (client.clone(), Arc::clone(set));
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        for i in (t..set.queries.len()).step_by(threads) {
+                            let asked = Instant::now();
+                            let hits = client
+                                .search(set.queries[i].clone())
+                                .k(K as u32)
+                                .ef(ef as u32)
+                                .send()
+                                .await?;
+                            out.push((
+                                i,
+                                hits.into_iter().map(|h| h.id).collect(),
+                                asked.elapsed(),
+                            ));
+                        }
+                        Ok::<_, bulkhead_client::Error>(out)
+                    })
+                })
+                .collect();
+            let mut results = Vec::new();
+            for task in tasks {
+                results.extend(task.await??);
+            }
+            runs.push(summarize(
+                ef,
+                threads,
+                started.elapsed(),
+                results,
+                &set.truth,
+            ));
+        }
+    }
+    Ok(runs)
+}
+
+fn table(title: &str, runs: &[Run]) -> String {
+    let mut out = format!(
+        "### {title}\n\n| ef | threads | recall@10 | QPS | p50 us | p99 us |\n|---|---|---|---|---|---|\n"
+    );
+    for r in runs {
+        out += &format!(
+            "| {} | {} | {:.3} | {:.0} | {:.0} | {:.0} |\n",
+            r.ef, r.threads, r.recall, r.qps, r.p50_us, r.p99_us
+        );
+    }
+    out
+}
+
+fn runs_json(runs: &[Run]) -> Value {
+    Value::Array(
+        runs.iter()
+            .map(|r| json!({"ef": r.ef, "threads": r.threads, "recall_at_10": r.recall, "qps": r.qps, "p50_us": r.p50_us, "p99_us": r.p99_us}))
+            .collect(),
+    )
+}
+
+fn main() -> Result<(), Error> {
+    let args = parse_args()?;
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join("bench-load")
+            .join(format!("{}x{}", args.n, args.dim))
+    });
+    let set = Arc::new(dataset(&args, &dir)?);
+
+    let data_dir = tempfile::tempdir()?;
+    let registry = Arc::new(Registry::open(data_dir.path(), EngineConfig::default())?);
+    let spec = TenantSpec::new(args.dim as u32, Metric::Cosine);
+    registry.create_tenant(TENANT, spec.clone())?;
+    let tenant = registry.tenant(TENANT)?;
+    let started = Instant::now();
+    let mut done = 0;
+    for chunk in set.base.chunks(1_000) {
+        let batch: Vec<PointInput> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| PointInput::new((done + i).to_string(), v.clone()))
+            .collect();
+        tenant.upsert(&batch)?;
+        done += chunk.len();
+        progress("upsert", done, set.base.len(), started);
+    }
+    let build_s = started.elapsed().as_secs_f64();
+
+    eprintln!("in-process ef sweep");
+    let engine_runs = in_process(&registry, &set, &args.efs)?;
+
+    eprintln!("gRPC ef sweep");
+    let token = registry.issue_token(TENANT)?.token;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let grpc_runs = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = AdminToken::generate()?;
+        let server = tokio::spawn(bulkhead::server::run(
+            Arc::clone(&registry),
+            admin,
+            Embedders::none(),
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let client = TenantClient::connect(url, TENANT, token).await?;
+        let runs = through_grpc(&client, &set, &args.efs).await;
+        let _ = stop.send(());
+        server.await??;
+        runs
+    })?;
+
+    let index = spec.index;
+    let report = json!({
+        "dataset": {"n": args.n, "dim": args.dim, "queries": args.queries, "metric": "cosine", "dir": dir.display().to_string()},
+        "index": {"m": index.m, "ef_construction": index.ef_construction},
+        "machine": {"cores": std::thread::available_parallelism().map_or(1, |n| n.get())},
+        "build": {"seconds": build_s, "points_per_second": args.n as f64 / build_s, "batch": 1000},
+        "single_tenant": {"engine": runs_json(&engine_runs), "grpc": runs_json(&grpc_runs)},
+    });
+    let markdown = format!(
+        "## One tenant: {} x {} cosine, {} queries, M={}, ef_construction={}\n\nBuild (durable batches of 1,000): {:.1} s, {:.0} points/s.\n\n{}\n{}",
+        args.n,
+        args.dim,
+        args.queries,
+        index.m,
+        index.ef_construction,
+        build_s,
+        args.n as f64 / build_s,
+        table("In-process (engine)", &engine_runs),
+        table("Through gRPC (server on 127.0.0.1, Rust SDK)", &grpc_runs),
+    );
+    fs_err::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    fs_err::write(dir.join("report.md"), &markdown)?;
+    println!("{markdown}");
+    eprintln!("report: {}", dir.join("report.json").display());
+    Ok(())
+}
