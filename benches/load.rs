@@ -3,8 +3,12 @@
 //! ef sweep, in-process (the engine) and through gRPC (the real server on
 //! 127.0.0.1), with 1 and 2 client threads.
 //!
+//! The isolation tax: the same points split over `--tenants` tenants, each
+//! with its own graph, against one shared index searched with a tenant
+//! filter (a baseline of this tool only, never a product feature).
+//!
 //! `cargo bench --bench load -- [--n 20000] [--dim 128] [--queries 1000]
-//! [--ef 16,32,64,128,256] [--out DIR]`
+//! [--ef 16,32,64,128,256] [--tenants 100] [--out DIR]`
 //!
 //! The dataset (seeded, embedding-like: benches/common/data.rs) is written
 //! to DIR as base.fvecs, queries.fvecs and groundtruth.ivecs (top 100 by
@@ -19,7 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bulkhead::api::{AdminToken, Embedders};
-use bulkhead::engine::{EngineConfig, Metric, PointInput, Registry, SearchRequest, TenantSpec};
+use bulkhead::engine::{
+    EngineConfig, Filter, Metric, PointInput, Registry, SearchRequest, TenantSpec,
+};
 use bulkhead_client::TenantClient;
 use serde_json::{Value, json};
 
@@ -37,6 +43,7 @@ struct Args {
     dim: usize,
     queries: usize,
     efs: Vec<usize>,
+    tenants: usize,
     out: Option<PathBuf>,
 }
 
@@ -46,6 +53,7 @@ fn parse_args() -> Result<Args, Error> {
         dim: 128,
         queries: 1_000,
         efs: vec![16, 32, 64, 128, 256],
+        tenants: 100,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -62,12 +70,14 @@ fn parse_args() -> Result<Args, Error> {
                     .map(str::parse)
                     .collect::<Result<_, _>>()?
             }
+            "--tenants" => args.tenants = value()?.parse()?,
             "--out" => args.out = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    if args.n == 0 || args.dim == 0 || args.queries == 0 || args.efs.is_empty() {
-        return Err("--n, --dim, --queries and --ef must be positive".into());
+    if args.n == 0 || args.dim == 0 || args.queries == 0 || args.efs.is_empty() || args.tenants == 0
+    {
+        return Err("--n, --dim, --queries, --ef and --tenants must be positive".into());
     }
     Ok(args)
 }
@@ -267,6 +277,100 @@ async fn through_grpc(
     Ok(runs)
 }
 
+/// Per-tenant graphs against one shared index with a tenant filter, on the
+/// same points (point i belongs to tenant i % tenants; query j asks tenant
+/// j % tenants), one thread, in-process.
+fn isolation(set: &Dataset, dim: usize, tenants: usize, efs: &[usize]) -> Result<Value, Error> {
+    let owner = |i: usize| i % tenants;
+    // Exact top 10 within each query's tenant, as global ids.
+    let mut truth = vec![Vec::new(); set.queries.len()];
+    for t in 0..tenants {
+        let members: Vec<usize> = (0..set.base.len()).filter(|&i| owner(i) == t).collect();
+        let subset: Vec<Vec<f32>> = members.iter().map(|&i| set.base[i].clone()).collect();
+        let asking: Vec<usize> = (0..set.queries.len()).filter(|&j| owner(j) == t).collect();
+        let queries: Vec<Vec<f32>> = asking.iter().map(|&j| set.queries[j].clone()).collect();
+        for (j, row) in asking.iter().zip(data::ground_truth(&subset, &queries, K)) {
+            truth[*j] = row
+                .into_iter()
+                .map(|local| members[local as usize] as u32)
+                .collect();
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let registry = Registry::open(dir.path(), EngineConfig::default())?;
+    let spec = TenantSpec::new(dim as u32, Metric::Cosine);
+    let started = Instant::now();
+    let handles = (0..tenants)
+        .map(|t| registry.create_tenant(&format!("t{t}"), spec.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let shared = registry.create_tenant("shared", spec)?;
+    let mut done = 0;
+    for chunk in set.base.chunks(1_000) {
+        let mut per_tenant = vec![Vec::new(); tenants];
+        let mut all = Vec::with_capacity(chunk.len());
+        for (offset, v) in chunk.iter().enumerate() {
+            let i = done + offset;
+            per_tenant[owner(i)].push(PointInput::new(i.to_string(), v.clone()));
+            all.push(
+                PointInput::new(i.to_string(), v.clone()).with_payload(json!({"tenant": owner(i)})),
+            );
+        }
+        for (t, batch) in per_tenant.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+            handles[t].upsert(batch)?;
+        }
+        shared.upsert(&all)?;
+        done += chunk.len();
+        progress("isolation: upsert", done, set.base.len(), started);
+    }
+    let filters = (0..tenants)
+        .map(|t| Filter::from_json(&json!({"must": [{"key": "tenant", "match": {"value": t}}]})))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    let mut markdown = format!(
+        "### Isolation tax: {tenants} tenants of ~{} points, per-tenant graphs vs one shared index with a tenant filter (1 thread, in-process)\n\n| ef | per-tenant recall@10 | per-tenant QPS | shared recall@10 | shared QPS | per-tenant / shared |\n|---|---|---|---|---|---|\n",
+        set.base.len() / tenants
+    );
+    for &ef in efs {
+        let measure = |search: &dyn Fn(usize) -> Vec<String>| {
+            let started = Instant::now();
+            let results: Vec<(usize, Vec<String>, Duration)> = (0..set.queries.len())
+                .map(|j| {
+                    let asked = Instant::now();
+                    (j, search(j), asked.elapsed())
+                })
+                .collect();
+            summarize(ef, 1, started.elapsed(), results, &truth)
+        };
+        let request = |j: usize, filter: Option<Filter>| SearchRequest {
+            ef: Some(ef),
+            filter,
+            ..SearchRequest::new(set.queries[j].clone(), K)
+        };
+        let ids = |hits: bulkhead::engine::Result<Vec<bulkhead::engine::ScoredPoint>>| {
+            hits.map(|h| h.into_iter().map(|p| p.id).collect())
+                .unwrap_or_default()
+        };
+        let own = measure(&|j| ids(handles[owner(j)].search(&request(j, None))));
+        let filtered =
+            measure(&|j| ids(shared.search(&request(j, Some(filters[owner(j)].clone())))));
+        markdown += &format!(
+            "| {ef} | {:.3} | {:.0} | {:.3} | {:.0} | {:.2}x |\n",
+            own.recall,
+            own.qps,
+            filtered.recall,
+            filtered.qps,
+            own.qps / filtered.qps
+        );
+        rows.push(json!({
+            "ef": ef,
+            "per_tenant": {"recall_at_10": own.recall, "qps": own.qps, "p99_us": own.p99_us},
+            "shared_filtered": {"recall_at_10": filtered.recall, "qps": filtered.qps, "p99_us": filtered.p99_us},
+            "per_tenant_over_shared_qps": own.qps / filtered.qps,
+        }));
+    }
+    Ok(json!({"tenants": tenants, "runs": rows, "markdown": markdown}))
+}
+
 fn table(title: &str, runs: &[Run]) -> String {
     let mut out = format!(
         "### {title}\n\n| ef | threads | recall@10 | QPS | p50 us | p99 us |\n|---|---|---|---|---|---|\n"
@@ -344,6 +448,9 @@ fn main() -> Result<(), Error> {
         runs
     })?;
 
+    eprintln!("isolation tax");
+    let isolation = isolation(&set, args.dim, args.tenants, &args.efs)?;
+
     let index = spec.index;
     let report = json!({
         "dataset": {"n": args.n, "dim": args.dim, "queries": args.queries, "metric": "cosine", "dir": dir.display().to_string()},
@@ -351,6 +458,7 @@ fn main() -> Result<(), Error> {
         "machine": {"cores": std::thread::available_parallelism().map_or(1, |n| n.get())},
         "build": {"seconds": build_s, "points_per_second": args.n as f64 / build_s, "batch": 1000},
         "single_tenant": {"engine": runs_json(&engine_runs), "grpc": runs_json(&grpc_runs)},
+        "isolation": isolation,
     });
     let markdown = format!(
         "## One tenant: {} x {} cosine, {} queries, M={}, ef_construction={}\n\nBuild (durable batches of 1,000): {:.1} s, {:.0} points/s.\n\n{}\n{}",
@@ -363,7 +471,8 @@ fn main() -> Result<(), Error> {
         args.n as f64 / build_s,
         table("In-process (engine)", &engine_runs),
         table("Through gRPC (server on 127.0.0.1, Rust SDK)", &grpc_runs),
-    );
+    ) + "\n"
+        + isolation["markdown"].as_str().unwrap_or_default();
     fs_err::write(
         dir.join("report.json"),
         serde_json::to_string_pretty(&report)?,
