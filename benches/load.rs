@@ -5,7 +5,8 @@
 //!
 //! The isolation tax: the same points split over `--tenants` tenants, each
 //! with its own graph, against one shared index searched with a tenant
-//! filter (a baseline of this tool only, never a product feature).
+//! filter (a baseline of this tool only, never a product feature). And
+//! durable write throughput for batches of 1, 100 and 1,000 points.
 //!
 //! `cargo bench --bench load -- [--n 20000] [--dim 128] [--queries 1000]
 //! [--ef 16,32,64,128,256] [--tenants 100] [--out DIR]`
@@ -371,6 +372,48 @@ fn isolation(set: &Dataset, dim: usize, tenants: usize, efs: &[usize]) -> Result
     Ok(json!({"tenants": tenants, "runs": rows, "markdown": markdown}))
 }
 
+/// Durable upserts into a fresh tenant for `seconds` per batch size: each
+/// call returns only when its batch is synced.
+fn durable_writes(set: &Dataset, dim: usize, seconds: f64) -> Result<Value, Error> {
+    let dir = tempfile::tempdir()?;
+    let registry = Registry::open(dir.path(), EngineConfig::default())?;
+    let mut rows = Vec::new();
+    let mut markdown = String::from(
+        "### Durable writes (one client, synced before each call returns)\n\n| batch | points/s | calls/s | p50 ms | p99 ms |\n|---|---|---|---|---|\n",
+    );
+    for batch in [1usize, 100, 1_000] {
+        let tenant = registry.create_tenant(
+            &format!("w{batch}"),
+            TenantSpec::new(dim as u32, Metric::Cosine),
+        )?;
+        let (mut written, mut latencies) = (0usize, Vec::new());
+        let started = Instant::now();
+        while started.elapsed().as_secs_f64() < seconds {
+            let points: Vec<PointInput> = (0..batch)
+                .map(|i| {
+                    let n = written + i;
+                    PointInput::new(n.to_string(), set.base[n % set.base.len()].clone())
+                })
+                .collect();
+            let asked = Instant::now();
+            tenant.upsert(&points)?;
+            latencies.push(asked.elapsed().as_secs_f64() * 1e3);
+            written += batch;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+        let (rate, calls) = (written as f64 / elapsed, latencies.len() as f64 / elapsed);
+        markdown += &format!(
+            "| {batch} | {rate:.0} | {calls:.1} | {:.2} | {:.2} |\n",
+            at(0.5),
+            at(0.99)
+        );
+        rows.push(json!({"batch": batch, "points_per_second": rate, "calls_per_second": calls, "p50_ms": at(0.5), "p99_ms": at(0.99)}));
+    }
+    Ok(json!({"runs": rows, "markdown": markdown}))
+}
+
 fn table(title: &str, runs: &[Run]) -> String {
     let mut out = format!(
         "### {title}\n\n| ef | threads | recall@10 | QPS | p50 us | p99 us |\n|---|---|---|---|---|---|\n"
@@ -451,6 +494,9 @@ fn main() -> Result<(), Error> {
     eprintln!("isolation tax");
     let isolation = isolation(&set, args.dim, args.tenants, &args.efs)?;
 
+    eprintln!("durable writes");
+    let writes = durable_writes(&set, args.dim, 5.0)?;
+
     let index = spec.index;
     let report = json!({
         "dataset": {"n": args.n, "dim": args.dim, "queries": args.queries, "metric": "cosine", "dir": dir.display().to_string()},
@@ -459,6 +505,7 @@ fn main() -> Result<(), Error> {
         "build": {"seconds": build_s, "points_per_second": args.n as f64 / build_s, "batch": 1000},
         "single_tenant": {"engine": runs_json(&engine_runs), "grpc": runs_json(&grpc_runs)},
         "isolation": isolation,
+        "durable_writes": writes,
     });
     let markdown = format!(
         "## One tenant: {} x {} cosine, {} queries, M={}, ef_construction={}\n\nBuild (durable batches of 1,000): {:.1} s, {:.0} points/s.\n\n{}\n{}",
@@ -472,7 +519,9 @@ fn main() -> Result<(), Error> {
         table("In-process (engine)", &engine_runs),
         table("Through gRPC (server on 127.0.0.1, Rust SDK)", &grpc_runs),
     ) + "\n"
-        + isolation["markdown"].as_str().unwrap_or_default();
+        + isolation["markdown"].as_str().unwrap_or_default()
+        + "\n"
+        + writes["markdown"].as_str().unwrap_or_default();
     fs_err::write(
         dir.join("report.json"),
         serde_json::to_string_pretty(&report)?,
