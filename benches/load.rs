@@ -8,8 +8,13 @@
 //! filter (a baseline of this tool only, never a product feature). And
 //! durable write throughput for batches of 1, 100 and 1,000 points.
 //!
+//! Many tenants: `--many` counts (default 1,000) of `--many-size` points
+//! each (default 100): create time, reopen time, resident memory per
+//! tenant, and query latency under a Zipf mix of tenants.
+//!
 //! `cargo bench --bench load -- [--n 20000] [--dim 128] [--queries 1000]
-//! [--ef 16,32,64,128,256] [--tenants 100] [--out DIR]`
+//! [--ef 16,32,64,128,256] [--tenants 100] [--many 1000,10000]
+//! [--many-size 100] [--out DIR]`
 //!
 //! The dataset (seeded, embedding-like: benches/common/data.rs) is written
 //! to DIR as base.fvecs, queries.fvecs and groundtruth.ivecs (top 100 by
@@ -45,6 +50,8 @@ struct Args {
     queries: usize,
     efs: Vec<usize>,
     tenants: usize,
+    many: Vec<usize>,
+    many_size: usize,
     out: Option<PathBuf>,
 }
 
@@ -55,6 +62,8 @@ fn parse_args() -> Result<Args, Error> {
         queries: 1_000,
         efs: vec![16, 32, 64, 128, 256],
         tenants: 100,
+        many: vec![1_000],
+        many_size: 100,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -72,6 +81,14 @@ fn parse_args() -> Result<Args, Error> {
                     .collect::<Result<_, _>>()?
             }
             "--tenants" => args.tenants = value()?.parse()?,
+            "--many" => {
+                args.many = value()?
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--many-size" => args.many_size = value()?.parse()?,
             "--out" => args.out = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -414,6 +431,121 @@ fn durable_writes(set: &Dataset, dim: usize, seconds: f64) -> Result<Value, Erro
     Ok(json!({"runs": rows, "markdown": markdown}))
 }
 
+/// Resident memory of this process in bytes (Linux), or 0.
+fn rss_bytes() -> u64 {
+    fs_err::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// `count` tenants of `size` points: create (with their points), reopen,
+/// resident memory per tenant, and 2,000 queries over a Zipf(1) mix of
+/// tenants, one thread, in-process.
+fn many_tenants(count: usize, size: usize, dim: usize) -> Result<Value, Error> {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir()?;
+    let started = Instant::now();
+    {
+        let registry = Registry::open(dir.path(), EngineConfig::default())?;
+        for t in 0..count {
+            let tenant = registry.create_tenant(
+                &format!("m{t}"),
+                TenantSpec::new(dim as u32, Metric::Cosine),
+            )?;
+            let points: Vec<PointInput> = data::dataset(10 + t as u64, size, dim)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| PointInput::new(i.to_string(), v))
+                .collect();
+            tenant.upsert(&points)?;
+            if (t + 1) % 100 == 0 || t + 1 == count {
+                progress(&format!("{count} tenants: create"), t + 1, count, started);
+            }
+        }
+        registry.close()?;
+    }
+    let create_s = started.elapsed().as_secs_f64();
+    // Reopen in a fresh process, so that its memory is the reopened
+    // tenants' and not what this one's allocator kept from creating them.
+    let reopen = std::process::Command::new(std::env::current_exe()?)
+        .arg("--reopen-only")
+        .arg(dir.path())
+        .output()?;
+    if !reopen.status.success() {
+        return Err(format!("reopen: {}", String::from_utf8_lossy(&reopen.stderr)).into());
+    }
+    let reopen: Value = serde_json::from_slice(&reopen.stdout)?;
+    let reopen_s = reopen["seconds"].as_f64().unwrap_or_default();
+    let grown = reopen["rss_after"]
+        .as_u64()
+        .unwrap_or_default()
+        .saturating_sub(reopen["rss_before"].as_u64().unwrap_or_default());
+    let registry = Registry::open(dir.path(), EngineConfig::default())?;
+    let handles = (0..count)
+        .map(|t| registry.tenant(&format!("m{t}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Zipf(1): tenant of rank r with weight 1/r.
+    let weights: Vec<f64> = (1..=count).map(|r| 1.0 / r as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let cumulative: Vec<f64> = weights
+        .iter()
+        .scan(0.0, |acc, w| {
+            *acc += w / total;
+            Some(*acc)
+        })
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let queries = data::dataset(3, 2_000, dim);
+    let mut latencies: Vec<f64> = queries
+        .into_iter()
+        .map(|q| {
+            let u: f64 = rng.random();
+            let t = cumulative.partition_point(|&c| c < u).min(count - 1);
+            let asked = Instant::now();
+            let _ = handles[t].search(&SearchRequest::new(q, K));
+            asked.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let per_tenant_kib = grown as f64 / 1024.0 / count as f64;
+    Ok(json!({
+        "tenants": count,
+        "points_per_tenant": size,
+        "create_seconds": create_s,
+        "create_ms_per_tenant": create_s * 1e3 / count as f64,
+        "reopen_seconds": reopen_s,
+        "rss_growth_on_reopen_bytes": grown,
+        "rss_per_tenant_kib": per_tenant_kib,
+        "zipf_query_p50_us": at(0.5),
+        "zipf_query_p99_us": at(0.99),
+    }))
+}
+
+fn many_table(rows: &[Value]) -> String {
+    let mut out = String::from(
+        "### Many tenants (in-process, one thread)\n\n| tenants | points each | create ms/tenant | reopen s (fresh process) | RSS KiB/tenant, reopened | Zipf query p50 us | p99 us |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        out += &format!(
+            "| {} | {} | {:.1} | {:.2} | {:.0} | {:.0} | {:.0} |\n",
+            r["tenants"],
+            r["points_per_tenant"],
+            r["create_ms_per_tenant"].as_f64().unwrap_or_default(),
+            r["reopen_seconds"].as_f64().unwrap_or_default(),
+            r["rss_per_tenant_kib"].as_f64().unwrap_or_default(),
+            r["zipf_query_p50_us"].as_f64().unwrap_or_default(),
+            r["zipf_query_p99_us"].as_f64().unwrap_or_default(),
+        );
+    }
+    out
+}
+
 fn table(title: &str, runs: &[Run]) -> String {
     let mut out = format!(
         "### {title}\n\n| ef | threads | recall@10 | QPS | p50 us | p99 us |\n|---|---|---|---|---|---|\n"
@@ -435,7 +567,27 @@ fn runs_json(runs: &[Run]) -> Value {
     )
 }
 
+/// `--reopen-only DIR`: opens the data directory, prints the time it took
+/// and the process's resident memory before and after as JSON.
+fn reopen_only(dir: &Path) -> Result<(), Error> {
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let registry = Registry::open(dir, EngineConfig::default())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let rss_after = rss_bytes();
+    println!(
+        "{}",
+        json!({"seconds": seconds, "rss_before": rss_before, "rss_after": rss_after, "tenants": registry.list_tenants().len()})
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
+    if let [_, flag, dir] = std::env::args().collect::<Vec<_>>().as_slice()
+        && flag == "--reopen-only"
+    {
+        return reopen_only(Path::new(dir));
+    }
     let args = parse_args()?;
     let dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -497,6 +649,12 @@ fn main() -> Result<(), Error> {
     eprintln!("durable writes");
     let writes = durable_writes(&set, args.dim, 5.0)?;
 
+    let many = args
+        .many
+        .iter()
+        .map(|&count| many_tenants(count, args.many_size, args.dim))
+        .collect::<Result<Vec<_>, _>>()?;
+
     let index = spec.index;
     let report = json!({
         "dataset": {"n": args.n, "dim": args.dim, "queries": args.queries, "metric": "cosine", "dir": dir.display().to_string()},
@@ -506,6 +664,7 @@ fn main() -> Result<(), Error> {
         "single_tenant": {"engine": runs_json(&engine_runs), "grpc": runs_json(&grpc_runs)},
         "isolation": isolation,
         "durable_writes": writes,
+        "many_tenants": many,
     });
     let markdown = format!(
         "## One tenant: {} x {} cosine, {} queries, M={}, ef_construction={}\n\nBuild (durable batches of 1,000): {:.1} s, {:.0} points/s.\n\n{}\n{}",
@@ -521,7 +680,9 @@ fn main() -> Result<(), Error> {
     ) + "\n"
         + isolation["markdown"].as_str().unwrap_or_default()
         + "\n"
-        + writes["markdown"].as_str().unwrap_or_default();
+        + writes["markdown"].as_str().unwrap_or_default()
+        + "\n"
+        + &many_table(&many);
     fs_err::write(
         dir.join("report.json"),
         serde_json::to_string_pretty(&report)?,
