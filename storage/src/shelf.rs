@@ -46,8 +46,15 @@ fn db_options() -> Options {
     opts.set_recycle_log_file_num(0);
     opts.set_wal_ttl_seconds(0);
     opts.set_wal_size_limit_mb(0);
+    // Each tenant's column family has its own table files; unbounded, a
+    // node of 10,000 tenants held more than 20,000 of them open and hit the
+    // process's file limit. Files past this are reopened on demand.
+    opts.set_max_open_files(MAX_OPEN_FILES);
     opts
 }
+
+/// Table files a shelf keeps open at most (100 shelves: 6,400).
+const MAX_OPEN_FILES: i32 = 64;
 
 pub(crate) fn cf_options() -> Options {
     let mut opts = Options::default();
