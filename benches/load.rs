@@ -14,7 +14,11 @@
 //!
 //! `cargo bench --bench load -- [--n 20000] [--dim 128] [--queries 1000]
 //! [--ef 16,32,64,128,256] [--tenants 100] [--many 1000,10000]
-//! [--many-size 100] [--out DIR]`
+//! [--many-size 100] [--data DIR] [--out DIR]`
+//!
+//! `--data DIR` runs on a dataset made elsewhere: DIR/base.fvecs and
+//! DIR/queries.fvecs (e.g. real text embeddings from the embedder's
+//! `corpus` example); the ground truth is computed and written beside them.
 //!
 //! The dataset (seeded, embedding-like: benches/common/data.rs) is written
 //! to DIR as base.fvecs, queries.fvecs and groundtruth.ivecs (top 100 by
@@ -52,6 +56,7 @@ struct Args {
     tenants: usize,
     many: Vec<usize>,
     many_size: usize,
+    data: Option<PathBuf>,
     out: Option<PathBuf>,
 }
 
@@ -64,6 +69,7 @@ fn parse_args() -> Result<Args, Error> {
         tenants: 100,
         many: vec![1_000],
         many_size: 100,
+        data: None,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -89,6 +95,7 @@ fn parse_args() -> Result<Args, Error> {
                     .collect::<Result<_, _>>()?
             }
             "--many-size" => args.many_size = value()?.parse()?,
+            "--data" => args.data = Some(PathBuf::from(value()?)),
             "--out" => args.out = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -114,6 +121,47 @@ struct Dataset {
     base: Vec<Vec<f32>>,
     queries: Vec<Vec<f32>>,
     truth: Vec<Vec<u32>>,
+}
+
+/// A dataset made elsewhere (e.g. the embedder's `corpus` example): its
+/// base.fvecs and queries.fvecs, and the ground truth, computed here and
+/// written beside them when missing.
+fn given_dataset(dir: &Path) -> Result<Dataset, Error> {
+    let base = data::read_fvecs(&dir.join("base.fvecs"))?;
+    let queries = data::read_fvecs(&dir.join("queries.fvecs"))?;
+    if base.is_empty() || queries.is_empty() {
+        return Err(format!(
+            "{}: base.fvecs and queries.fvecs must not be empty",
+            dir.display()
+        )
+        .into());
+    }
+    let truth_path = dir.join("groundtruth.ivecs");
+    let truth = match data::read_ivecs(&truth_path) {
+        Ok(truth) if truth.len() == queries.len() => truth,
+        _ => {
+            let started = Instant::now();
+            let truth = data::ground_truth(&base, &queries, TRUTH);
+            eprintln!(
+                "ground truth: brute force in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            data::write_ivecs(&truth_path, &truth)?;
+            truth
+        }
+    };
+    eprintln!(
+        "dataset: {} x {} base, {} queries from {}",
+        base.len(),
+        base[0].len(),
+        queries.len(),
+        dir.display()
+    );
+    Ok(Dataset {
+        base,
+        queries,
+        truth,
+    })
 }
 
 fn dataset(args: &Args, dir: &Path) -> Result<Dataset, Error> {
@@ -589,13 +637,25 @@ fn main() -> Result<(), Error> {
         return reopen_only(Path::new(dir));
     }
     let args = parse_args()?;
-    let dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target")
-            .join("bench-load")
-            .join(format!("{}x{}", args.n, args.dim))
+    let dir = args
+        .out
+        .clone()
+        .or_else(|| args.data.clone())
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target")
+                .join("bench-load")
+                .join(format!("{}x{}", args.n, args.dim))
+        });
+    let set = Arc::new(match &args.data {
+        Some(given) => given_dataset(given)?,
+        None => dataset(&args, &dir)?,
     });
-    let set = Arc::new(dataset(&args, &dir)?);
+    // A given dataset sets the shape of the run.
+    let mut args = args;
+    args.n = set.base.len();
+    args.dim = set.base[0].len();
+    args.queries = set.queries.len();
 
     let data_dir = tempfile::tempdir()?;
     let registry = Arc::new(Registry::open(data_dir.path(), EngineConfig::default())?);
