@@ -18,6 +18,25 @@ pub struct EngineConfig {
     /// answered by an exact scan of the matches: graph traversal loses recall
     /// and speed when most nodes it walks are filtered out.
     pub full_scan_fraction: f64,
+    /// Freeze the graph into its search layout (`frozen.rs`) once this
+    /// many live points are outside the frozen graph (they are scanned
+    /// exactly at query time until then) ...
+    pub freeze_delta_points: usize,
+    /// ... or this fraction of the tenant's points, if more ...
+    pub freeze_delta_fraction: f64,
+    /// ... but never more than this many.
+    pub freeze_delta_max: usize,
+}
+
+impl EngineConfig {
+    /// Points outside the frozen graph that make a tenant of `points`
+    /// points due for a freeze.
+    pub(crate) fn freeze_threshold(&self, points: usize) -> usize {
+        let by_fraction = (points as f64 * self.freeze_delta_fraction) as usize;
+        by_fraction
+            .max(self.freeze_delta_points)
+            .min(self.freeze_delta_max.max(1))
+    }
 }
 
 impl Default for EngineConfig {
@@ -29,6 +48,9 @@ impl Default for EngineConfig {
             snapshot_every_points: 50_000,
             full_scan_points: 1_000,
             full_scan_fraction: 0.1,
+            freeze_delta_points: 256,
+            freeze_delta_fraction: 1.0 / 32.0,
+            freeze_delta_max: 16_384,
         }
     }
 }

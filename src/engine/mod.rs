@@ -7,6 +7,7 @@ mod credentials;
 mod cursor;
 mod error;
 mod filter;
+mod frozen;
 mod graph;
 mod metric;
 mod name;

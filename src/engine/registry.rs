@@ -24,6 +24,10 @@ pub struct TenantInfo {
     pub points: usize,
     /// Graph nodes including tombstones not yet rebuilt away.
     pub graph_nodes: usize,
+    /// Nodes of the frozen search layout (0 before the first freeze).
+    pub frozen_nodes: usize,
+    /// Live points written since the last freeze (scanned exactly).
+    pub unfrozen_points: usize,
     pub created_unix_ms: u64,
 }
 
@@ -267,6 +271,8 @@ fn info(tenant: &Tenant) -> TenantInfo {
         spec: tenant.spec().clone(),
         points: tenant.count(None).unwrap_or(0),
         graph_nodes: tenant.graph_nodes(),
+        frozen_nodes: tenant.frozen_nodes(),
+        unfrozen_points: tenant.unfrozen_points(),
         created_unix_ms: tenant.record().created_unix_ms,
     }
 }

@@ -1,10 +1,16 @@
 //! The live points of one tenant, in memory: by external id (ordered, for
 //! scroll) and by internal id (the graph's node ids). A graph node whose
 //! internal id is not here is a tombstone.
+//!
+//! The table also holds the tenant's frozen graph, if any, and the live
+//! points written after it (the delta), so that a search that reads the
+//! table sees the frozen graph's liveness bits, the delta and the points
+//! agree: all three change under the table's write lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use super::frozen::FrozenGraph;
 use super::point::Payload;
 
 #[derive(Debug, Clone)]
@@ -18,6 +24,10 @@ pub(crate) struct LivePoint {
 pub(crate) struct PointTable {
     by_id: BTreeMap<Arc<str>, u64>,
     by_internal: HashMap<u64, LivePoint>,
+    frozen: Option<Arc<FrozenGraph>>,
+    /// Live internal ids the frozen graph does not cover (all of them when
+    /// there is no frozen graph).
+    delta: HashSet<u64>,
 }
 
 impl PointTable {
@@ -45,16 +55,59 @@ impl PointTable {
     pub(crate) fn insert(&mut self, internal: u64, point: LivePoint) -> Option<u64> {
         let old = self.by_id.insert(Arc::clone(&point.id), internal);
         if let Some(old) = old {
-            self.by_internal.remove(&old);
+            self.forget(old);
         }
         self.by_internal.insert(internal, point);
+        if self
+            .frozen
+            .as_ref()
+            .is_none_or(|f| internal >= f.covers_below())
+        {
+            self.delta.insert(internal);
+        }
         old
     }
 
     pub(crate) fn remove(&mut self, id: &str) -> Option<u64> {
         let internal = self.by_id.remove(id)?;
-        self.by_internal.remove(&internal);
+        self.forget(internal);
         Some(internal)
+    }
+
+    fn forget(&mut self, internal: u64) {
+        self.by_internal.remove(&internal);
+        if !self.delta.remove(&internal)
+            && let Some(frozen) = &self.frozen
+        {
+            frozen.kill(internal);
+        }
+    }
+
+    /// The frozen graph searches see, if any.
+    pub(crate) fn frozen(&self) -> Option<&Arc<FrozenGraph>> {
+        self.frozen.as_ref()
+    }
+
+    /// Installs a frozen graph whose liveness matches this table; the
+    /// points it covers leave the delta.
+    pub(crate) fn set_frozen(&mut self, frozen: Option<Arc<FrozenGraph>>) {
+        match &frozen {
+            Some(f) => {
+                let below = f.covers_below();
+                self.delta.retain(|&i| i >= below);
+            }
+            None => self.delta = self.by_internal.keys().copied().collect(),
+        }
+        self.frozen = frozen;
+    }
+
+    /// Live internal ids not in the frozen graph.
+    pub(crate) fn delta(&self) -> impl Iterator<Item = u64> + '_ {
+        self.delta.iter().copied()
+    }
+
+    pub(crate) fn delta_len(&self) -> usize {
+        self.delta.len()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &LivePoint)> {

@@ -18,6 +18,7 @@ use super::config::EngineConfig;
 use super::cursor::{self, CursorKey};
 use super::error::{EngineError, Result};
 use super::filter::Filter;
+use super::frozen::{FrozenGraph, Kernel};
 use super::graph::Graph;
 use super::metric::{Metric, MetricDistance};
 use super::name::TenantName;
@@ -141,6 +142,49 @@ fn exact_top_k<'a>(
         .collect()
 }
 
+/// The k nearest live points for which `keep` holds: the frozen graph's
+/// answer merged with an exact scan of the points written after it.
+/// Returns (internal id, kernel distance), closest first.
+fn search_frozen(
+    frozen: &FrozenGraph,
+    table: &PointTable,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    keep: Option<&dyn Fn(u64) -> bool>,
+) -> Vec<(u64, f32)> {
+    let kernel: Kernel = frozen.kernel();
+    let prepared = kernel.prepare(query);
+    let mut found = frozen.search(&prepared, k, ef, keep);
+    if table.delta_len() == 0 {
+        return found;
+    }
+    let mut heap: BinaryHeap<Candidate> = found.drain(..).map(|(id, d)| Candidate(d, id)).collect();
+    for id in table.delta() {
+        if keep.is_some_and(|keep| !keep(id)) {
+            continue;
+        }
+        let Some(point) = table.get(id) else { continue };
+        let d = kernel.distance_raw(&prepared, &point.vector);
+        if heap.len() < k {
+            heap.push(Candidate(d, id));
+        } else if heap.peek().is_some_and(|worst| Candidate(d, id) < *worst) {
+            heap.pop();
+            heap.push(Candidate(d, id));
+        }
+    }
+    heap.into_sorted_vec()
+        .into_iter()
+        .map(|Candidate(d, id)| (id, d))
+        .collect()
+}
+
+/// Whether enough points live outside the frozen graph to freeze again.
+fn freeze_due(config: &EngineConfig, table: &PointTable) -> bool {
+    table.len() > config.full_scan_points
+        && table.delta_len() >= config.freeze_threshold(table.len())
+}
+
 fn parse_payload(bytes: &[u8]) -> Result<Payload> {
     serde_json::from_slice(bytes).map_err(|e| {
         EngineError::Storage(bulkhead_storage::StorageError::Corrupt(format!(
@@ -209,6 +253,16 @@ impl Tenant {
         let replayed = replay.len() as u64;
         graph.insert(&replay);
         drop(replay);
+        if freeze_due(&config, &table) {
+            let frozen = FrozenGraph::freeze(
+                graph.hnsw(),
+                spec.metric,
+                spec.dimension as usize,
+                next_internal,
+                |id| table.contains(id),
+            );
+            table.set_frozen(Some(Arc::new(frozen)));
+        }
         tracing::debug!(tenant = %name, points = table.len(), replayed, "tenant opened");
         let cursor_key = CursorKey::new(node_secret, record.incarnation);
         Ok(Arc::new_cyclic(|this| Tenant {
@@ -251,6 +305,16 @@ impl Tenant {
     /// Nodes in the graph, tombstones included.
     pub(crate) fn graph_nodes(&self) -> usize {
         self.graph.read().len()
+    }
+
+    /// Nodes in the frozen search layout, dead ones included.
+    pub(crate) fn frozen_nodes(&self) -> usize {
+        self.table.read().frozen().map_or(0, |f| f.len())
+    }
+
+    /// Live points outside the frozen graph.
+    pub(crate) fn unfrozen_points(&self) -> usize {
+        self.table.read().delta_len()
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -454,6 +518,21 @@ impl Tenant {
                 ids.filter_map(|i| table.get(i).map(|p| (i, &p.vector[..]))),
             )
         };
+        // The graph search: the frozen graph and the points written after
+        // it when there is one, else hnsw_rs's graph, whose nodes not in the
+        // table are tombstones (or inserts whose batch is not visible yet).
+        let graph_search = |keep: Option<&dyn Fn(u64) -> bool>| match table.frozen() {
+            Some(frozen) => search_frozen(frozen, &table, query, k, ef, keep),
+            None => {
+                let live = |id: u64| table.contains(id) && keep.is_none_or(|keep| keep(id));
+                let check = keep.is_some() || graph.len() > table.len();
+                graph
+                    .search(query, k, ef, if check { Some(&live) } else { None })
+                    .into_iter()
+                    .filter(|(id, _)| table.contains(*id))
+                    .collect()
+            }
+        };
         let hits = match &request.filter {
             Some(filter) => {
                 let matching: Vec<u64> = table
@@ -466,7 +545,7 @@ impl Tenant {
                 } else {
                     let allowed: HashSet<u64> = matching.iter().copied().collect();
                     let keep = |id: u64| allowed.contains(&id);
-                    let found = graph.search(query, k, ef, Some(&keep));
+                    let found = graph_search(Some(&keep));
                     if found.len() < k.min(matching.len()) {
                         scan(&mut matching.iter().copied())
                     } else {
@@ -478,15 +557,7 @@ impl Tenant {
                 scan(&mut table.iter().map(|(i, _)| i))
             }
             None => {
-                // Nodes not in the table are tombstones (or inserts whose
-                // batch is not visible yet): skip them inside the traversal.
-                let keep = |id: u64| table.contains(id);
-                let tombstones = graph.len() > table.len();
-                let found: Vec<(u64, f32)> = graph
-                    .search(query, k, ef, if tombstones { Some(&keep) } else { None })
-                    .into_iter()
-                    .filter(|(id, _)| table.contains(*id))
-                    .collect();
+                let found = graph_search(None);
                 if found.len() < k.min(table.len()) {
                     scan(&mut table.iter().map(|(i, _)| i))
                 } else {
@@ -494,18 +565,20 @@ impl Tenant {
                 }
             }
         };
-        hits.into_iter()
+        let mut scored = Vec::with_capacity(hits.len());
+        for p in hits
+            .into_iter()
             .filter_map(|(internal, _)| table.get(internal))
-            .map(|p| {
-                Ok(ScoredPoint {
-                    id: p.id.to_string(),
-                    score: metric.score(query, &p.vector),
-                    payload: request.with_payload.then(|| (*p.payload).clone()),
-                    vector: request.with_vector.then(|| p.vector.to_vec()),
-                    text: self.text_of(p, request.with_payload)?,
-                })
-            })
-            .collect()
+        {
+            scored.push(ScoredPoint {
+                id: p.id.to_string(),
+                score: metric.score(query, &p.vector),
+                payload: request.with_payload.then(|| (*p.payload).clone()),
+                vector: request.with_vector.then(|| p.vector.to_vec()),
+                text: self.text_of(p, request.with_payload)?,
+            });
+        }
+        Ok(scored)
     }
 
     fn full_scan_limit(&self, points: usize) -> usize {
@@ -520,9 +593,15 @@ impl Tenant {
             && dead as f64 >= nodes as f64 * self.config.rebuild_dead_fraction
     }
 
-    /// Starts a background rebuild or snapshot when one is due and none runs.
+    fn freeze_due(&self) -> bool {
+        freeze_due(&self.config, &self.table.read())
+    }
+
+    /// Starts a background rebuild, freeze or snapshot when one is due and
+    /// none runs.
     fn maybe_maintain(&self, snapshot_due: bool) {
-        if !(snapshot_due || self.needs_rebuild()) || self.maintaining.swap(true, Ordering::AcqRel)
+        if !(snapshot_due || self.freeze_due() || self.needs_rebuild())
+            || self.maintaining.swap(true, Ordering::AcqRel)
         {
             return;
         }
@@ -533,10 +612,23 @@ impl Tenant {
         let spawned = std::thread::Builder::new()
             .name("bulkhead-maintain".into())
             .spawn(move || {
-                if let Err(e) = this.maintain() {
-                    tracing::warn!(tenant = %this.name, error = %e, "background maintenance failed");
+                loop {
+                    let outcome = this.maintain();
+                    this.maintaining.store(false, Ordering::Release);
+                    if let Err(e) = outcome {
+                        tracing::warn!(tenant = %this.name, error = %e, "background maintenance failed");
+                        break;
+                    }
+                    // Writes that came while this ran did not start another
+                    // run: do what they made due before leaving.
+                    let due = this.writer.lock().since_snapshot
+                        >= this.config.snapshot_every_points
+                        || this.freeze_due()
+                        || this.needs_rebuild();
+                    if !due || this.maintaining.swap(true, Ordering::AcqRel) {
+                        break;
+                    }
                 }
-                this.maintaining.store(false, Ordering::Release);
             });
         match spawned {
             Ok(handle) => *self.maintenance.lock() = Some(handle),
@@ -549,11 +641,37 @@ impl Tenant {
 
     fn maintain(&self) -> Result<()> {
         if self.needs_rebuild() {
-            self.rebuild()
-        } else {
-            let mut writer = self.writer.lock();
-            self.save_snapshot(&mut writer)
+            return self.rebuild();
         }
+        let mut writer = self.writer.lock();
+        self.check_alive()?;
+        if self.freeze_due() {
+            self.freeze(&writer);
+        }
+        if writer.since_snapshot >= self.config.snapshot_every_points {
+            self.save_snapshot(&mut writer)?;
+        }
+        Ok(())
+    }
+
+    /// Freezes the current graph for search. Holding the writer lock
+    /// guarantees every live point is in the graph and none is being added.
+    fn freeze(&self, writer: &WriterState) {
+        let graph = self.graph.read().clone();
+        let started = std::time::Instant::now();
+        let frozen = {
+            let table = self.table.read();
+            FrozenGraph::freeze(
+                graph.hnsw(),
+                self.spec.metric,
+                self.spec.dimension as usize,
+                writer.next_internal,
+                |id| table.contains(id),
+            )
+        };
+        let nodes = frozen.len();
+        self.table.write().set_frozen(Some(Arc::new(frozen)));
+        tracing::debug!(tenant = %self.name, nodes, ms = started.elapsed().as_millis() as u64, "graph frozen");
     }
 
     /// Builds a graph of the live points without blocking reads or writes,
@@ -589,6 +707,9 @@ impl Tenant {
         let dead_before = self.graph.read().len();
         *self.graph.write() = Arc::new(graph);
         tracing::info!(tenant = %self.name, nodes_before = dead_before, nodes = self.graph.read().len(), "graph rebuilt");
+        if self.table.read().len() > self.config.full_scan_points {
+            self.freeze(&writer);
+        }
         self.save_snapshot(&mut writer)
     }
 

@@ -11,6 +11,9 @@ pub fn small_config() -> EngineConfig {
         snapshot_every_points: 200,
         full_scan_points: 0,
         full_scan_fraction: 0.0,
+        freeze_delta_points: 50,
+        freeze_delta_fraction: 0.1,
+        freeze_delta_max: 400,
         ..EngineConfig::default()
     }
 }

@@ -263,3 +263,109 @@ fn tombstones_trigger_a_background_rebuild_that_keeps_results_exact() {
         assert!(hits >= 9, "recall {hits}/10");
     }
 }
+
+#[test]
+fn the_frozen_graph_and_the_points_written_after_it_answer_like_brute_force() {
+    use std::collections::BTreeMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path());
+    let t = reg.create_tenant("frozen", spec(16, Metric::L2)).unwrap();
+    let mut live: BTreeMap<String, PointInput> = BTreeMap::new();
+    for batch in points(11, "p", 600, 16).chunks(100) {
+        t.upsert(batch).unwrap();
+        live.extend(batch.iter().map(|p| (p.id.clone(), p.clone())));
+    }
+    t.wait_for_maintenance();
+    let frozen = reg.describe_tenant("frozen").unwrap();
+    assert_eq!(frozen.frozen_nodes, 600, "the bulk load ends frozen");
+    assert_eq!(frozen.unfrozen_points, 0);
+
+    // After the freeze, too little churn for another freeze or a rebuild:
+    // 60 deletes and 20 replacements (liveness bits in the frozen graph),
+    // 20 replacements and 20 new points (the delta, scanned exactly).
+    let deleted: Vec<String> = (0..60).map(|i| format!("p{}", i * 10)).collect();
+    assert_eq!(t.delete(&deleted).unwrap(), 60);
+    for id in &deleted {
+        live.remove(id);
+    }
+    let fresh = points(12, "p", 600, 16);
+    let replaced: Vec<PointInput> = (0..20).map(|i| fresh[i * 10 + 5].clone()).collect();
+    let added = points(13, "new", 20, 16);
+    t.upsert(&replaced).unwrap();
+    t.upsert(&added).unwrap();
+    let stale: Vec<Vec<f32>> = replaced
+        .iter()
+        .map(|p| live[&p.id].vector.clone())
+        .collect();
+    live.extend(
+        replaced
+            .iter()
+            .chain(&added)
+            .map(|p| (p.id.clone(), p.clone())),
+    );
+    let info = reg.describe_tenant("frozen").unwrap();
+    assert_eq!(info.frozen_nodes, 600, "still the same frozen graph");
+    assert_eq!(
+        info.unfrozen_points, 40,
+        "replacements and new points live in the delta"
+    );
+
+    let everyone: Vec<&PointInput> = live.values().collect();
+    let search = |vector: &[f32], filter: Option<bulkhead::engine::Filter>| -> Vec<String> {
+        t.search(&SearchRequest {
+            ef: Some(100),
+            filter,
+            ..SearchRequest::new(vector.to_vec(), 10)
+        })
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect()
+    };
+    // Each new or replaced point is found first by its own vector.
+    for p in replaced.iter().chain(&added) {
+        assert_eq!(search(&p.vector, None)[0], p.id);
+    }
+    // A replaced point's old vector no longer finds it first, a deleted
+    // point never comes back, and the rest matches brute force.
+    let mut hits = 0;
+    let queries: Vec<Vec<f32>> = points(14, "q", 30, 16)
+        .into_iter()
+        .map(|p| p.vector)
+        .collect();
+    for q in queries.iter().chain(&stale) {
+        let got = search(q, None);
+        assert!(
+            got.iter().all(|id| !deleted.contains(id)),
+            "a deleted point came back"
+        );
+        let truth = crate::common::brute_force(Metric::L2, q, &everyone, 10);
+        hits += got.iter().filter(|id| truth.contains(id)).count();
+    }
+    let asked = queries.len() + stale.len();
+    assert!(
+        hits * 100 >= asked * 10 * 95,
+        "recall@10 {hits}/{}",
+        asked * 10
+    );
+    for (old, p) in stale.iter().zip(&replaced) {
+        let truth = crate::common::brute_force(Metric::L2, old, &everyone, 1);
+        assert_eq!(search(old, None)[0], truth[0], "{}: stale vector", p.id);
+    }
+    // Filters apply to the frozen graph and to the delta alike.
+    let filter = bulkhead::engine::Filter::from_json(
+        &json!({"must": [{"key": "tag", "match": {"value": "t3"}}]}),
+    )
+    .unwrap();
+    for q in &queries {
+        let got = search(q, Some(filter.clone()));
+        assert_eq!(got.len(), 10);
+        for id in &got {
+            assert_eq!(
+                live[id].payload["tag"], "t3",
+                "{id} does not match the filter"
+            );
+        }
+    }
+}
