@@ -14,7 +14,7 @@
 //!
 //! `cargo bench --bench load -- [--n 20000] [--dim 128] [--queries 1000]
 //! [--ef 16,32,64,128,256] [--tenants 100] [--many 1000,10000]
-//! [--many-size 100] [--data DIR] [--out DIR]`
+//! [--many-size 100] [--data DIR] [--out DIR] [--skip grpc,isolation,writes,many]`
 //!
 //! `--data DIR` runs on a dataset made elsewhere: DIR/base.fvecs and
 //! DIR/queries.fvecs (e.g. real text embeddings from the embedder's
@@ -47,6 +47,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const K: usize = 10;
 const TRUTH: usize = 100;
 const TENANT: &str = "bench";
+const SCENARIOS: [&str; 4] = ["grpc", "isolation", "writes", "many"];
 
 struct Args {
     n: usize,
@@ -58,6 +59,13 @@ struct Args {
     many_size: usize,
     data: Option<PathBuf>,
     out: Option<PathBuf>,
+    skip: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, scenario: &str) -> bool {
+        !self.skip.iter().any(|s| s == scenario)
+    }
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -71,6 +79,7 @@ fn parse_args() -> Result<Args, Error> {
         many_size: 100,
         data: None,
         out: None,
+        skip: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -97,6 +106,12 @@ fn parse_args() -> Result<Args, Error> {
             "--many-size" => args.many_size = value()?.parse()?,
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--out" => args.out = Some(PathBuf::from(value()?)),
+            "--skip" => {
+                args.skip = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = args.skip.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+                    return Err(format!("--skip {bad}: scenarios are {SCENARIOS:?}").into());
+                }
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -388,6 +403,7 @@ fn isolation(set: &Dataset, dim: usize, tenants: usize, efs: &[usize]) -> Result
         done += chunk.len();
         progress("isolation: upsert", done, set.base.len(), started);
     }
+    shared.wait_for_maintenance();
     let filters = (0..tenants)
         .map(|t| Filter::from_json(&json!({"must": [{"key": "tenant", "match": {"value": t}}]})))
         .collect::<Result<Vec<_>, _>>()?;
@@ -674,40 +690,52 @@ fn main() -> Result<(), Error> {
         done += chunk.len();
         progress("upsert", done, set.base.len(), started);
     }
+    // Let the last freeze finish: the sweep measures the steady state.
+    tenant.wait_for_maintenance();
     let build_s = started.elapsed().as_secs_f64();
 
     eprintln!("in-process ef sweep");
     let engine_runs = in_process(&registry, &set, &args.efs)?;
+    let mut grpc_runs = Vec::new();
+    if args.runs("grpc") {
+        eprintln!("gRPC ef sweep");
+        let token = registry.issue_token(TENANT)?.token;
+        let runtime = tokio::runtime::Runtime::new()?;
+        grpc_runs = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let admin = AdminToken::generate()?;
+            let server = tokio::spawn(bulkhead::server::run(
+                Arc::clone(&registry),
+                admin,
+                Embedders::none(),
+                listener,
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            let client = TenantClient::connect(url, TENANT, token).await?;
+            let runs = through_grpc(&client, &set, &args.efs).await;
+            let _ = stop.send(());
+            server.await??;
+            runs
+        })?;
+    }
 
-    eprintln!("gRPC ef sweep");
-    let token = registry.issue_token(TENANT)?.token;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let grpc_runs = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin = AdminToken::generate()?;
-        let server = tokio::spawn(bulkhead::server::run(
-            Arc::clone(&registry),
-            admin,
-            Embedders::none(),
-            listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        let client = TenantClient::connect(url, TENANT, token).await?;
-        let runs = through_grpc(&client, &set, &args.efs).await;
-        let _ = stop.send(());
-        server.await??;
-        runs
-    })?;
-
-    eprintln!("isolation tax");
-    let isolation = isolation(&set, args.dim, args.tenants, &args.efs)?;
-
-    eprintln!("durable writes");
-    let writes = durable_writes(&set, args.dim, 5.0)?;
+    let mut isolation = Value::Null;
+    if args.runs("isolation") {
+        eprintln!("isolation tax");
+        isolation = self::isolation(&set, args.dim, args.tenants, &args.efs)?;
+    }
+    let mut writes = Value::Null;
+    if args.runs("writes") {
+        eprintln!("durable writes");
+        writes = durable_writes(&set, args.dim, 5.0)?;
+    }
+    if !args.runs("many") {
+        args.many.clear();
+    }
 
     let many = args
         .many
