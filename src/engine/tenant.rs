@@ -83,7 +83,9 @@ pub struct Tenant {
     config: Arc<EngineConfig>,
     store: TenantStore,
     table: RwLock<PointTable>,
-    graph: RwLock<Arc<Graph>>,
+    /// None while the tenant has at most `full_scan_points` points (every
+    /// search is an exact scan); built in the background when it grows.
+    graph: RwLock<Option<Arc<Graph>>>,
     writer: Mutex<WriterState>,
     dropped: AtomicBool,
     maintaining: AtomicBool,
@@ -237,32 +239,42 @@ impl Tenant {
         if let Some(e) = bad_payload {
             return Err(e);
         }
-        let (graph, covers_below) = match store.graph_snapshot().load(MetricDistance(spec.metric)) {
-            Ok(Some(loaded)) => (Graph::from_hnsw(loaded.hnsw), loaded.covers_below),
-            Ok(None) => (Graph::new(&spec, table.len()), 0),
-            Err(e) => {
-                tracing::warn!(tenant = %name, error = %e, "graph snapshot unusable, rebuilding from storage");
-                (Graph::new(&spec, table.len()), 0)
+        // A tenant small enough that every search is an exact scan has no
+        // graph: none is loaded, built or snapshotted until it grows.
+        let (graph, replayed) = if table.len() > config.full_scan_points {
+            let (graph, covers_below) = match store
+                .graph_snapshot()
+                .load(MetricDistance(spec.metric))
+            {
+                Ok(Some(loaded)) => (Graph::from_hnsw(loaded.hnsw), loaded.covers_below),
+                Ok(None) => (Graph::new(&spec, table.len()), 0),
+                Err(e) => {
+                    tracing::warn!(tenant = %name, error = %e, "graph snapshot unusable, rebuilding from storage");
+                    (Graph::new(&spec, table.len()), 0)
+                }
+            };
+            let replay: Vec<(u64, &[f32])> = table
+                .iter()
+                .filter(|(internal, _)| *internal >= covers_below)
+                .map(|(internal, p)| (internal, &p.vector[..]))
+                .collect();
+            let replayed = replay.len() as u64;
+            graph.insert(&replay);
+            drop(replay);
+            if freeze_due(&config, &table) {
+                let frozen = FrozenGraph::freeze(
+                    graph.hnsw(),
+                    spec.metric,
+                    spec.dimension as usize,
+                    next_internal,
+                    |id| table.contains(id),
+                );
+                table.set_frozen(Some(Arc::new(frozen)));
             }
+            (Some(Arc::new(graph)), replayed)
+        } else {
+            (None, 0)
         };
-        let replay: Vec<(u64, &[f32])> = table
-            .iter()
-            .filter(|(internal, _)| *internal >= covers_below)
-            .map(|(internal, p)| (internal, &p.vector[..]))
-            .collect();
-        let replayed = replay.len() as u64;
-        graph.insert(&replay);
-        drop(replay);
-        if freeze_due(&config, &table) {
-            let frozen = FrozenGraph::freeze(
-                graph.hnsw(),
-                spec.metric,
-                spec.dimension as usize,
-                next_internal,
-                |id| table.contains(id),
-            );
-            table.set_frozen(Some(Arc::new(frozen)));
-        }
         tracing::debug!(tenant = %name, points = table.len(), replayed, "tenant opened");
         let cursor_key = CursorKey::new(node_secret, record.incarnation);
         Ok(Arc::new_cyclic(|this| Tenant {
@@ -273,7 +285,7 @@ impl Tenant {
             config,
             store,
             table: RwLock::new(table),
-            graph: RwLock::new(Arc::new(graph)),
+            graph: RwLock::new(graph),
             writer: Mutex::new(WriterState {
                 next_internal,
                 since_snapshot: replayed,
@@ -304,7 +316,7 @@ impl Tenant {
 
     /// Nodes in the graph, tombstones included.
     pub(crate) fn graph_nodes(&self) -> usize {
-        self.graph.read().len()
+        self.graph.read().as_ref().map_or(0, |g| g.len())
     }
 
     /// Nodes in the frozen search layout, dead ones included.
@@ -362,8 +374,10 @@ impl Tenant {
             })
             .collect();
         let nodes: Vec<(u64, &[f32])> = live.iter().map(|(i, p)| (*i, &p.vector[..])).collect();
-        let graph = Arc::clone(&self.graph.read());
-        graph.insert(&nodes);
+        let graph = self.graph.read().clone();
+        if let Some(graph) = &graph {
+            graph.insert(&nodes);
+        }
         drop(nodes);
         {
             let mut table = self.table.write();
@@ -371,7 +385,9 @@ impl Tenant {
                 table.insert(internal, point);
             }
         }
-        writer.since_snapshot += points.len() as u64;
+        if graph.is_some() {
+            writer.since_snapshot += points.len() as u64;
+        }
         let snapshot_due = writer.since_snapshot >= self.config.snapshot_every_points;
         drop(writer);
         self.maybe_maintain(snapshot_due);
@@ -521,9 +537,12 @@ impl Tenant {
         // The graph search: the frozen graph and the points written after
         // it when there is one, else hnsw_rs's graph, whose nodes not in the
         // table are tombstones (or inserts whose batch is not visible yet).
-        let graph_search = |keep: Option<&dyn Fn(u64) -> bool>| match table.frozen() {
-            Some(frozen) => search_frozen(frozen, &table, query, k, ef, keep),
-            None => {
+        // Without either (a graph not built yet) it finds nothing, and the
+        // exact scan below answers.
+        let graph_search = |keep: Option<&dyn Fn(u64) -> bool>| match (table.frozen(), &graph) {
+            (Some(frozen), _) => search_frozen(frozen, &table, query, k, ef, keep),
+            (None, None) => Vec::new(),
+            (None, Some(graph)) => {
                 let live = |id: u64| table.contains(id) && keep.is_none_or(|keep| keep(id));
                 let check = keep.is_some() || graph.len() > table.len();
                 graph
@@ -586,8 +605,13 @@ impl Tenant {
         self.config.full_scan_points.max(by_fraction)
     }
 
+    /// Whether the graph should be rebuilt: too many tombstones, or a
+    /// tenant without a graph has grown past `full_scan_points`.
     fn needs_rebuild(&self) -> bool {
-        let nodes = self.graph.read().len();
+        let nodes = match &*self.graph.read() {
+            Some(graph) => graph.len(),
+            None => return self.table.read().len() > self.config.full_scan_points,
+        };
         let dead = nodes.saturating_sub(self.table.read().len());
         dead >= self.config.rebuild_min_dead
             && dead as f64 >= nodes as f64 * self.config.rebuild_dead_fraction
@@ -657,7 +681,9 @@ impl Tenant {
     /// Freezes the current graph for search. Holding the writer lock
     /// guarantees every live point is in the graph and none is being added.
     fn freeze(&self, writer: &WriterState) {
-        let graph = self.graph.read().clone();
+        let Some(graph) = self.graph.read().clone() else {
+            return;
+        };
         let started = std::time::Instant::now();
         let frozen = {
             let table = self.table.read();
@@ -704,9 +730,10 @@ impl Tenant {
                 .collect();
             graph.insert(&newer);
         }
-        let dead_before = self.graph.read().len();
-        *self.graph.write() = Arc::new(graph);
-        tracing::info!(tenant = %self.name, nodes_before = dead_before, nodes = self.graph.read().len(), "graph rebuilt");
+        let nodes_before = self.graph_nodes();
+        let nodes = graph.len();
+        *self.graph.write() = Some(Arc::new(graph));
+        tracing::info!(tenant = %self.name, nodes_before, nodes, "graph rebuilt");
         if self.table.read().len() > self.config.full_scan_points {
             self.freeze(&writer);
         }
@@ -717,10 +744,11 @@ impl Tenant {
     /// lock guarantees no insert runs while hnsw_rs dumps.
     fn save_snapshot(&self, writer: &mut WriterState) -> Result<()> {
         self.check_alive()?;
-        let graph = self.graph.read().clone();
-        self.store
-            .graph_snapshot()
-            .save(graph.hnsw(), writer.next_internal)?;
+        if let Some(graph) = self.graph.read().clone() {
+            self.store
+                .graph_snapshot()
+                .save(graph.hnsw(), writer.next_internal)?;
+        }
         writer.since_snapshot = 0;
         Ok(())
     }
@@ -745,7 +773,7 @@ impl Tenant {
         let _writer = self.writer.lock();
         erase()?;
         *self.table.write() = PointTable::default();
-        *self.graph.write() = Arc::new(Graph::new(&self.spec, 0));
+        *self.graph.write() = None;
         Ok(())
     }
 

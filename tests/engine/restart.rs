@@ -103,3 +103,75 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_small_tenant_has_no_graph_until_it_grows_and_none_is_written_for_it() {
+    use bulkhead::engine::{EngineConfig, Registry};
+
+    let config = || EngineConfig {
+        full_scan_points: 100,
+        ..crate::common::small_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pts = points(21, "s", 150, 8);
+    let exact = |reg: &Registry, upto: usize| {
+        let t = reg.tenant("small").unwrap();
+        let live: Vec<&bulkhead::engine::PointInput> = pts[..upto].iter().collect();
+        for q in pts.iter().step_by(15) {
+            let got: Vec<String> = t
+                .search(&SearchRequest::new(q.vector.clone(), 5))
+                .unwrap()
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            assert_eq!(
+                got,
+                crate::common::brute_force(Metric::L2, &q.vector, &live, 5)
+            );
+        }
+    };
+    {
+        let reg = Registry::open(dir.path(), config()).unwrap();
+        let t = reg.create_tenant("small", spec(8, Metric::L2)).unwrap();
+        t.upsert(&pts[..80]).unwrap();
+        t.wait_for_maintenance();
+        let info = reg.describe_tenant("small").unwrap();
+        assert_eq!(
+            (info.points, info.graph_nodes, info.frozen_nodes),
+            (80, 0, 0)
+        );
+        exact(&reg, 80);
+        reg.close().unwrap();
+    }
+    let snapshots = |dir: &std::path::Path| {
+        walk(dir)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("hnsw"))
+            .count()
+    };
+    assert_eq!(
+        snapshots(dir.path()),
+        0,
+        "no graph snapshot for a small tenant"
+    );
+    let reg = Registry::open(dir.path(), config()).unwrap();
+    assert_eq!(reg.describe_tenant("small").unwrap().graph_nodes, 0);
+    exact(&reg, 80);
+    // Growing past full_scan_points builds the graph (and its frozen copy)
+    // in the background; searches are exact meanwhile.
+    let t = reg.tenant("small").unwrap();
+    t.upsert(&pts[80..]).unwrap();
+    exact(&reg, 150);
+    t.wait_for_maintenance();
+    let info = reg.describe_tenant("small").unwrap();
+    assert_eq!(
+        (info.points, info.graph_nodes, info.frozen_nodes),
+        (150, 150, 150)
+    );
+    exact(&reg, 150);
+    reg.close().unwrap();
+    assert!(
+        snapshots(dir.path()) > 0,
+        "the grown tenant's graph is snapshotted"
+    );
+}
