@@ -2,10 +2,11 @@
 truth, M, ef_construction and ef sweep, in-process, one query per call (as
 the engine is measured), on 1 thread and on 2 threads.
 
-    python hnswlib_peer.py DIR [M] [EF_CONSTRUCTION] [EFS]
+    python hnswlib_peer.py DIR [M] [EF_CONSTRUCTION] [EFS] [OUT_JSON]
 
 DIR holds base.fvecs, queries.fvecs and groundtruth.ivecs (written by
-`cargo bench --bench load`). Writes DIR/hnswlib.json and prints a table.
+`cargo bench --bench load`). Writes OUT_JSON (default DIR/hnswlib.json)
+and prints a table.
 """
 
 import json
@@ -60,7 +61,8 @@ def main():
                          "recall_at_10": found / (10 * len(queries))})
     report = {"peer": f"hnswlib {getattr(hnswlib, '__version__', '0.8')}", "m": m,
               "ef_construction": ef_construction, "build_seconds_1_thread": build, "runs": runs}
-    (out / "hnswlib.json").write_text(json.dumps(report, indent=2))
+    target = pathlib.Path(sys.argv[5]) if len(sys.argv) > 5 else out / "hnswlib.json"
+    target.write_text(json.dumps(report, indent=2))
     print(f"### hnswlib, in-process (build {build:.1f} s on 1 thread)\n")
     print("| ef | threads | recall@10 | QPS |\n|---|---|---|---|")
     for r in runs:

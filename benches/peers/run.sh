@@ -7,6 +7,10 @@
 #
 #   benches/peers/run.sh [N] [DIM] [QUERIES] [MANY] [-- extra load-tool flags]
 #
+# Then ROUNDS (default 3) alternating rounds of the in-process sweep only,
+# Bulkhead then hnswlib back to back, so that the in-process ratio is a
+# median of ratios taken minutes apart, not of two moments of a noisy machine.
+#
 # Peers are installed from PyPI into ~/.cache/bulkhead/bench-venv on first
 # use (set PEER_PYTHON to use another interpreter that has hnswlib, numpy
 # and chromadb). Reports land in target/bench-load/<N>x<DIM>/.
@@ -35,5 +39,12 @@ echo
 "$python" benches/peers/hnswlib_peer.py "$out"
 echo
 "$python" benches/peers/chroma_peer.py "$out"
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  mkdir -p "$out/round-$round"
+  cargo bench --locked --bench load -- --data "$out" --out "$out/round-$round" \
+    --skip grpc,isolation,writes,many "$@" > /dev/null
+  "$python" benches/peers/hnswlib_peer.py "$out" 16 200 16,32,64,128,256 \
+    "$out/round-$round/hnswlib.json" > /dev/null
+done
 echo
 "$python" benches/peers/goals.py "$out"
