@@ -5,7 +5,7 @@ use serde_json::{Map, Number, Value};
 use tonic::Status;
 
 use crate::engine::{
-    self, Filter, Metric, Payload, PointInput, TenantInfo, TenantSpec, TrustClass,
+    self, Filter, Metric, Payload, PointInput, TenantInfo, TenantSpec, TenantState, TrustClass,
 };
 use crate::proto;
 
@@ -243,5 +243,9 @@ pub(crate) fn tenant_info(info: TenantInfo) -> proto::TenantInfo {
         points: info.points as u64,
         graph_nodes: info.graph_nodes as u64,
         created_unix_ms: info.created_unix_ms,
+        state: match info.state {
+            TenantState::Active => proto::TenantState::Active,
+            TenantState::Cold => proto::TenantState::Cold,
+        } as i32,
     }
 }

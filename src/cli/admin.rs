@@ -95,6 +95,11 @@ fn tenant_json(t: &proto::TenantInfo) -> serde_json::Value {
         "m": index.m,
         "ef_construction": index.ef_construction,
         "trust_class": spec.trust_class,
+        "state": match proto::TenantState::try_from(t.state) {
+            Ok(proto::TenantState::Active) => "active",
+            Ok(proto::TenantState::Cold) => "cold",
+            _ => "unknown",
+        },
         "points": t.points,
         "graph_nodes": t.graph_nodes,
         "created_unix_ms": t.created_unix_ms,
@@ -104,10 +109,11 @@ fn tenant_json(t: &proto::TenantInfo) -> serde_json::Value {
 fn tenant_line(t: &proto::TenantInfo) -> String {
     let j = tenant_json(t);
     format!(
-        "{}\tdim={}\tmetric={}\tpoints={}\ttrust_class={}",
+        "{}\tdim={}\tmetric={}\tstate={}\tpoints={}\ttrust_class={}",
         t.name,
         j["dimension"],
         j["metric"].as_str().unwrap_or(""),
+        j["state"].as_str().unwrap_or(""),
         t.points,
         j["trust_class"].as_str().unwrap_or("")
     )

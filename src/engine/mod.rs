@@ -26,6 +26,6 @@ pub use name::{TenantName, TrustClass};
 pub use point::{
     MAX_BATCH_POINTS, MAX_ID_BYTES, MAX_PAYLOAD_BYTES, Payload, Point, PointInput, ScoredPoint,
 };
-pub use registry::{Registry, TenantInfo};
+pub use registry::{Registry, TenantInfo, TenantState};
 pub use spec::{IndexParams, TenantSpec};
 pub use tenant::{MAX_K, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest, Tenant};

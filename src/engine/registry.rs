@@ -1,6 +1,10 @@
 //! The registry: tenant name -> tenant. The only way to reach a tenant's
 //! data is [`Registry::tenant`], and every data operation is a method on the
 //! handle it returns.
+//!
+//! Tenants start cold: opening the registry reads their records only. A
+//! tenant's points and graph are loaded on its first use, and concurrent
+//! first requests share one load.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,11 +20,21 @@ use super::name::TenantName;
 use super::spec::TenantSpec;
 use super::tenant::Tenant;
 
+/// Whether a tenant's data is in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantState {
+    /// Loaded: points and graph in memory.
+    Active,
+    /// On disk only; loaded on first use. Its counts read 0 until then.
+    Cold,
+}
+
 /// What the admin plane sees of a tenant (list and describe).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantInfo {
     pub name: String,
     pub spec: TenantSpec,
+    pub state: TenantState,
     pub points: usize,
     /// Graph nodes including tombstones not yet rebuilt away.
     pub graph_nodes: usize,
@@ -31,10 +45,27 @@ pub struct TenantInfo {
     pub created_unix_ms: u64,
 }
 
+/// One tenant of the registry, cold or active.
+struct Slot {
+    name: TenantName,
+    record: TenantRecord,
+    spec: TenantSpec,
+    loaded: RwLock<Option<Arc<Tenant>>>,
+    /// Held while loading, so concurrent first requests share one load;
+    /// true once the tenant is dropped (nothing may load it after).
+    loading: Mutex<bool>,
+}
+
+impl Slot {
+    fn loaded(&self) -> Option<Arc<Tenant>> {
+        self.loaded.read().clone()
+    }
+}
+
 pub struct Registry {
     storage: Storage,
     config: Arc<EngineConfig>,
-    tenants: RwLock<HashMap<TenantName, Arc<Tenant>>>,
+    tenants: RwLock<HashMap<TenantName, Arc<Slot>>>,
     credentials: Credentials,
     node_secret: [u8; 32],
     /// Serializes create and drop, so a name is never half created.
@@ -54,7 +85,8 @@ fn spec_of(record: &TenantRecord) -> Result<TenantSpec> {
 }
 
 impl Registry {
-    /// Opens the registry under `data_dir`, loading every tenant.
+    /// Opens the registry under `data_dir`. Tenants start cold: only their
+    /// records are read.
     pub fn open(data_dir: &Path, config: EngineConfig) -> Result<Registry> {
         let storage = Storage::open(data_dir, config.storage.clone())?;
         let mut fresh = None;
@@ -72,16 +104,7 @@ impl Registry {
         for record in storage.tenants()? {
             let name = TenantName::parse(&record.name)?;
             let spec = spec_of(&record)?;
-            let store = storage.open_tenant(&record)?;
-            let tenant = Tenant::open(
-                name.clone(),
-                record,
-                spec,
-                store,
-                Arc::clone(&config),
-                &node_secret,
-            )?;
-            tenants.insert(name, tenant);
+            tenants.insert(name.clone(), Arc::new(Slot::cold(name, record, spec)));
         }
         tracing::info!(
             tenants = tenants.len(),
@@ -113,15 +136,15 @@ impl Registry {
             .ok_or(EngineError::TenantExists)?;
         let tenant = Tenant::open(
             name.clone(),
-            record,
-            spec,
+            record.clone(),
+            spec.clone(),
             store,
             Arc::clone(&self.config),
             &self.node_secret,
         )?;
-        self.tenants
-            .write()
-            .insert(name.clone(), Arc::clone(&tenant));
+        let slot = Slot::cold(name.clone(), record, spec);
+        *slot.loaded.write() = Some(Arc::clone(&tenant));
+        self.tenants.write().insert(name.clone(), Arc::new(slot));
         self.audit("tenant.create", name.as_str(), None)?;
         tracing::info!(tenant = %name, "tenant created");
         Ok(tenant)
@@ -130,6 +153,11 @@ impl Registry {
     /// The handle of one tenant. A name that breaks the naming rule is an
     /// invalid argument; a valid name with no tenant is `TenantNotFound`.
     pub fn tenant(&self, name: &str) -> Result<Arc<Tenant>> {
+        let slot = self.slot(name)?;
+        self.load(&slot)
+    }
+
+    fn slot(&self, name: &str) -> Result<Arc<Slot>> {
         let name = TenantName::parse(name)?;
         self.tenants
             .read()
@@ -138,18 +166,54 @@ impl Registry {
             .ok_or(EngineError::TenantNotFound)
     }
 
+    /// The slot's tenant, loading it if it is cold. A tenant dropped while
+    /// a caller waited for its load is `TenantNotFound`.
+    fn load(&self, slot: &Slot) -> Result<Arc<Tenant>> {
+        if let Some(tenant) = slot.loaded() {
+            return Ok(tenant);
+        }
+        let dropped = slot.loading.lock();
+        if *dropped {
+            return Err(EngineError::TenantNotFound);
+        }
+        if let Some(tenant) = slot.loaded() {
+            return Ok(tenant);
+        }
+        let started = std::time::Instant::now();
+        let store = self.storage.open_tenant(&slot.record)?;
+        let tenant = Tenant::open(
+            slot.name.clone(),
+            slot.record.clone(),
+            slot.spec.clone(),
+            store,
+            Arc::clone(&self.config),
+            &self.node_secret,
+        )?;
+        *slot.loaded.write() = Some(Arc::clone(&tenant));
+        tracing::debug!(tenant = %slot.name, ms = started.elapsed().as_millis() as u64, "tenant loaded");
+        Ok(tenant)
+    }
+
     /// Drops a tenant: its column family, files and memory are gone when this
     /// returns, and a later tenant of the same name shares nothing with it.
     pub fn drop_tenant(&self, name: &str) -> Result<()> {
         let name = TenantName::parse(name)?;
         let _lifecycle = self.lifecycle.lock();
-        let tenant = self
+        let slot = self
             .tenants
             .write()
             .remove(&name)
             .ok_or(EngineError::TenantNotFound)?;
-        tenant.drop_with(|| Ok(self.storage.drop_tenant(tenant.record())?))?;
-        self.credentials.forget_incarnation(tenant.incarnation());
+        // Wait out a load in progress and forbid later ones.
+        let mut dropped = slot.loading.lock();
+        *dropped = true;
+        let erase = || Ok(self.storage.drop_tenant(&slot.record)?);
+        match slot.loaded.write().take() {
+            Some(tenant) => tenant.drop_with(erase)?,
+            None => erase()?,
+        }
+        drop(dropped);
+        self.credentials.forget_incarnation(slot.record.incarnation);
         self.audit("tenant.drop", name.as_str(), None)?;
         tracing::info!(tenant = %name, "tenant dropped");
         Ok(())
@@ -163,8 +227,15 @@ impl Registry {
         let record = self.credentials.verify(token)?;
         let found = self.tenants.read().get(&name).cloned();
         match found {
-            Some(t) if record.tenant == name.as_str() && record.incarnation == t.incarnation() => {
-                Ok(t)
+            Some(slot)
+                if record.tenant == name.as_str()
+                    && record.incarnation == slot.record.incarnation =>
+            {
+                // Loaded only for a caller whose token is bound to it.
+                self.load(&slot).map_err(|e| match e {
+                    EngineError::TenantNotFound => EngineError::PermissionDenied,
+                    other => other,
+                })
             }
             _ => Err(EngineError::PermissionDenied),
         }
@@ -172,12 +243,12 @@ impl Registry {
 
     /// Issues a token bound to `tenant`. The secret is returned once.
     pub fn issue_token(&self, tenant: &str) -> Result<IssuedToken> {
-        let tenant = self.tenant(tenant)?;
+        let slot = self.slot(tenant)?;
         let (record, issued) =
-            Credentials::mint(tenant.name().as_str(), tenant.incarnation(), now_unix_ms())?;
+            Credentials::mint(slot.name.as_str(), slot.record.incarnation, now_unix_ms())?;
         self.storage.put_token(&record)?;
         self.credentials.insert(record);
-        self.audit("token.issue", tenant.name().as_str(), Some(&issued.id))?;
+        self.audit("token.issue", slot.name.as_str(), Some(&issued.id))?;
         Ok(issued)
     }
 
@@ -194,8 +265,8 @@ impl Registry {
 
     /// The tokens of one tenant (ids and state, never secrets).
     pub fn list_tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
-        let tenant = self.tenant(tenant)?;
-        Ok(self.credentials.of_tenant(tenant.name().as_str()))
+        let slot = self.slot(tenant)?;
+        Ok(self.credentials.of_tenant(slot.name.as_str()))
     }
 
     fn audit(&self, event: &str, tenant: &str, token_id: Option<&str>) -> Result<()> {
@@ -210,17 +281,21 @@ impl Registry {
         Ok(self.storage.audit(&entry)?)
     }
 
-    /// Every tenant, by name. For the admin plane only.
+    /// Every tenant, by name, without loading cold ones. For the admin
+    /// plane only.
     pub fn list_tenants(&self) -> Vec<TenantInfo> {
-        let mut infos: Vec<TenantInfo> = self.tenants.read().values().map(|t| info(t)).collect();
+        let slots: Vec<Arc<Slot>> = self.tenants.read().values().cloned().collect();
+        let mut infos: Vec<TenantInfo> = slots.iter().map(|s| s.info()).collect();
         infos.sort_by(|a, b| a.name.cmp(&b.name));
         infos
     }
 
-    /// One tenant's shape and size. For the admin plane only.
+    /// One tenant's shape and size (loading it if cold). For the admin
+    /// plane only.
     pub fn describe_tenant(&self, name: &str) -> Result<TenantInfo> {
-        let tenant = self.tenant(name)?;
-        Ok(info(&tenant))
+        let slot = self.slot(name)?;
+        self.load(&slot)?;
+        Ok(slot.info())
     }
 
     /// The admin token kept in the data directory (mode 0600), created with
@@ -240,7 +315,12 @@ impl Registry {
     /// Waits for background work, snapshots changed graphs and flushes
     /// storage. The registry stays usable; call it before exit.
     pub fn close(&self) -> Result<()> {
-        let tenants: Vec<Arc<Tenant>> = self.tenants.read().values().cloned().collect();
+        let tenants: Vec<Arc<Tenant>> = self
+            .tenants
+            .read()
+            .values()
+            .filter_map(|slot| slot.loaded())
+            .collect();
         for tenant in tenants {
             tenant.close()?;
         }
@@ -252,8 +332,10 @@ impl Drop for Registry {
     /// Joins background rebuilds and snapshots, so that once the registry
     /// is gone its storage can be opened again.
     fn drop(&mut self) {
-        for tenant in self.tenants.read().values() {
-            tenant.wait_for_maintenance();
+        for slot in self.tenants.read().values() {
+            if let Some(tenant) = slot.loaded() {
+                tenant.wait_for_maintenance();
+            }
         }
     }
 }
@@ -265,14 +347,35 @@ fn now_unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn info(tenant: &Tenant) -> TenantInfo {
-    TenantInfo {
-        name: tenant.name().to_string(),
-        spec: tenant.spec().clone(),
-        points: tenant.count(None).unwrap_or(0),
-        graph_nodes: tenant.graph_nodes(),
-        frozen_nodes: tenant.frozen_nodes(),
-        unfrozen_points: tenant.unfrozen_points(),
-        created_unix_ms: tenant.record().created_unix_ms,
+impl Slot {
+    fn cold(name: TenantName, record: TenantRecord, spec: TenantSpec) -> Slot {
+        Slot {
+            name,
+            record,
+            spec,
+            loaded: RwLock::new(None),
+            loading: Mutex::new(false),
+        }
+    }
+
+    fn info(&self) -> TenantInfo {
+        let mut info = TenantInfo {
+            name: self.name.to_string(),
+            spec: self.spec.clone(),
+            state: TenantState::Cold,
+            points: 0,
+            graph_nodes: 0,
+            frozen_nodes: 0,
+            unfrozen_points: 0,
+            created_unix_ms: self.record.created_unix_ms,
+        };
+        if let Some(tenant) = self.loaded() {
+            info.state = TenantState::Active;
+            info.points = tenant.count(None).unwrap_or(0);
+            info.graph_nodes = tenant.graph_nodes();
+            info.frozen_nodes = tenant.frozen_nodes();
+            info.unfrozen_points = tenant.unfrozen_points();
+        }
+        info
     }
 }

@@ -310,10 +310,6 @@ impl Tenant {
         self.record.incarnation
     }
 
-    pub(crate) fn record(&self) -> &TenantRecord {
-        &self.record
-    }
-
     /// Nodes in the graph, tombstones included.
     pub(crate) fn graph_nodes(&self) -> usize {
         self.graph.read().as_ref().map_or(0, |g| g.len())

@@ -175,3 +175,86 @@ fn a_small_tenant_has_no_graph_until_it_grows_and_none_is_written_for_it() {
         "the grown tenant's graph is snapshotted"
     );
 }
+
+#[test]
+fn tenants_reopen_cold_load_once_on_first_use_and_drop_cold() {
+    use bulkhead::engine::TenantState;
+
+    let dir = tempfile::tempdir().unwrap();
+    let queries: Vec<Vec<f32>> = points(31, "q", 5, 8)
+        .into_iter()
+        .map(|p| p.vector)
+        .collect();
+    let search = |t: &bulkhead::engine::Tenant| -> Vec<Vec<String>> {
+        queries
+            .iter()
+            .map(|q| {
+                t.search(&SearchRequest::new(q.clone(), 3))
+                    .unwrap()
+                    .into_iter()
+                    .map(|p| p.id)
+                    .collect()
+            })
+            .collect()
+    };
+    let before = {
+        let reg = open(dir.path());
+        let mut before = Vec::new();
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let t = reg.create_tenant(name, spec(8, Metric::L2)).unwrap();
+            t.upsert(&points(40 + i as u64, name, 300, 8)).unwrap();
+            t.wait_for_maintenance();
+            before.push(search(&t));
+        }
+        reg.close().unwrap();
+        before
+    };
+    let reg = open(dir.path());
+    let states = |reg: &bulkhead::engine::Registry| -> Vec<(String, TenantState, usize)> {
+        reg.list_tenants()
+            .into_iter()
+            .map(|t| (t.name, t.state, t.points))
+            .collect()
+    };
+    assert!(
+        states(&reg)
+            .iter()
+            .all(|(_, s, n)| *s == TenantState::Cold && *n == 0),
+        "every tenant reopens cold: {:?}",
+        states(&reg)
+    );
+    // Concurrent first requests share one load.
+    let handles: Vec<std::sync::Arc<bulkhead::engine::Tenant>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| reg.tenant("a").unwrap()))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert!(
+        handles
+            .iter()
+            .all(|h| std::sync::Arc::ptr_eq(h, &handles[0]))
+    );
+    assert_eq!(
+        search(&handles[0]),
+        before[0],
+        "a loaded tenant answers as before"
+    );
+    assert_eq!(
+        states(&reg),
+        vec![
+            ("a".to_string(), TenantState::Active, 300),
+            ("b".to_string(), TenantState::Cold, 0),
+            ("c".to_string(), TenantState::Cold, 0),
+        ]
+    );
+    // A cold tenant is dropped like a hot one: gone, and its name starts afresh.
+    reg.drop_tenant("b").unwrap();
+    assert!(matches!(
+        reg.tenant("b"),
+        Err(bulkhead::engine::EngineError::TenantNotFound)
+    ));
+    let again = reg.create_tenant("b", spec(8, Metric::L2)).unwrap();
+    assert_eq!(again.count(None).unwrap(), 0);
+    assert_eq!(search(&reg.tenant("c").unwrap()), before[2]);
+}
