@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use parking_lot::Mutex;
-use rocksdb::{DBWithThreadMode, FlushOptions, MultiThreaded, Options, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, DBWithThreadMode, FlushOptions, MultiThreaded, Options, WriteOptions,
+};
 
 use crate::error::Result;
 use crate::layout::{column_family, incarnation_of};
@@ -23,6 +25,8 @@ pub(crate) struct Shelf {
     pub(crate) id: ShelfId,
     pub(crate) trust_class: String,
     pub(crate) db: ShelfDb,
+    /// The block cache of this shelf's column families (one trust class).
+    cache: Cache,
     /// Incarnations whose column family exists on this shelf.
     tenants: Mutex<BTreeSet<u64>>,
 }
@@ -56,9 +60,21 @@ fn db_options() -> Options {
 /// Table files a shelf keeps open at most (100 shelves: 6,400).
 const MAX_OPEN_FILES: i32 = 64;
 
-pub(crate) fn cf_options() -> Options {
+/// Bytes of one shelf's block cache.
+const BLOCK_CACHE_BYTES: usize = 8 << 20;
+
+/// A tenant column family's options. Its table files' index and filter
+/// blocks live in the shelf's block cache, shared by the shelf's tenants
+/// (one trust class) and bounded: RocksDB's default gives every column
+/// family its own cache and pins those blocks outside it, which cost ~80
+/// KiB per idle tenant at 3,000 tenants.
+fn cf_options(cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
     let mut opts = Options::default();
     opts.set_write_buffer_size(8 << 20);
+    opts.set_block_based_table_factory(&table);
     opts
 }
 
@@ -74,14 +90,16 @@ impl Shelf {
             .iter()
             .filter_map(|cf| incarnation_of(cf))
             .collect::<BTreeSet<_>>();
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let descriptors = existing
             .iter()
-            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_options()));
+            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_options(&cache)));
         let db = ShelfDb::open_cf_descriptors(&opts, path, descriptors)?;
         Ok(Shelf {
             id,
             trust_class: trust_class.to_string(),
             db,
+            cache,
             tenants: Mutex::new(tenants),
         })
     }
@@ -96,7 +114,7 @@ impl Shelf {
 
     pub(crate) fn create_tenant(&self, incarnation: u64) -> Result<()> {
         self.db
-            .create_cf(column_family(incarnation), &cf_options())?;
+            .create_cf(column_family(incarnation), &cf_options(&self.cache))?;
         self.tenants.lock().insert(incarnation);
         Ok(())
     }

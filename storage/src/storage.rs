@@ -10,7 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::audit::AuditLog;
 use crate::error::{Result, StorageError};
 use crate::layout::{Layout, sync_dir};
-use crate::meta::{MetaStore, ShelfId, TenantRecord, TokenRecord};
+use crate::meta::{MetaStore, ShelfId, ShelfRecord, TenantRecord, TokenRecord};
 use crate::shelf::Shelf;
 use crate::tenant_store::TenantStore;
 
@@ -43,6 +43,49 @@ pub struct Storage {
     placement: Mutex<()>,
 }
 
+/// Opens the shelves on as many threads as there are cores: opening one is
+/// CPU work (RocksDB parses and rewrites its options for every column
+/// family), and shelves are independent.
+fn open_shelves(
+    layout: &Layout,
+    records: Vec<(ShelfId, ShelfRecord)>,
+) -> Result<BTreeMap<ShelfId, Arc<Shelf>>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(records.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Opened = Vec<(ShelfId, Arc<Shelf>)>;
+    let opened: Vec<Result<Opened>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine: Opened = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((id, record)) = records.get(i) else {
+                            return Ok(mine);
+                        };
+                        let shelf = Shelf::open(*id, &record.trust_class, &layout.shelf(*id))?;
+                        mine.push((*id, Arc::new(shelf)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(StorageError::Corrupt("a shelf failed to open".into())))
+            })
+            .collect()
+    });
+    let mut shelves = BTreeMap::new();
+    for batch in opened {
+        shelves.extend(batch?);
+    }
+    Ok(shelves)
+}
+
 impl Storage {
     /// Opens (or creates) the storage under `root`. Leftovers of a create or
     /// drop interrupted by a crash (a column family or folder with no tenant
@@ -53,11 +96,7 @@ impl Storage {
             fs_err::create_dir_all(&dir)?;
         }
         let meta = MetaStore::open(&layout.meta())?;
-        let mut shelves = BTreeMap::new();
-        for (id, record) in meta.shelves()? {
-            let shelf = Shelf::open(id, &record.trust_class, &layout.shelf(id))?;
-            shelves.insert(id, Arc::new(shelf));
-        }
+        let shelves = open_shelves(&layout, meta.shelves()?)?;
         let audit = AuditLog::open(&layout.audit_log())?;
         let storage = Storage {
             layout,
