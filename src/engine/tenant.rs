@@ -128,9 +128,16 @@ fn exact_top_k<'a>(
     k: usize,
     points: impl Iterator<Item = (u64, &'a [f32])>,
 ) -> Vec<(u64, f32)> {
+    top_k(
+        k,
+        points.map(|(id, vector)| (id, metric.graph_distance(query, vector))),
+    )
+}
+
+/// The k closest of (id, distance) candidates, closest first.
+fn top_k(k: usize, candidates: impl Iterator<Item = (u64, f32)>) -> Vec<(u64, f32)> {
     let mut heap = BinaryHeap::with_capacity(k + 1);
-    for (id, vector) in points {
-        let d = metric.graph_distance(query, vector);
+    for (id, d) in candidates {
         if heap.len() < k {
             heap.push(Candidate(d, id));
         } else if heap.peek().is_some_and(|worst| Candidate(d, id) < *worst) {
@@ -157,28 +164,18 @@ fn search_frozen(
 ) -> Vec<(u64, f32)> {
     let kernel: Kernel = frozen.kernel();
     let prepared = kernel.prepare(query);
-    let mut found = frozen.search(&prepared, k, ef, keep);
+    let found = frozen.search(&prepared, k, ef, keep);
     if table.delta_len() == 0 {
         return found;
     }
-    let mut heap: BinaryHeap<Candidate> = found.drain(..).map(|(id, d)| Candidate(d, id)).collect();
-    for id in table.delta() {
-        if keep.is_some_and(|keep| !keep(id)) {
-            continue;
-        }
-        let Some(point) = table.get(id) else { continue };
-        let d = kernel.distance_raw(&prepared, &point.vector);
-        if heap.len() < k {
-            heap.push(Candidate(d, id));
-        } else if heap.peek().is_some_and(|worst| Candidate(d, id) < *worst) {
-            heap.pop();
-            heap.push(Candidate(d, id));
-        }
-    }
-    heap.into_sorted_vec()
-        .into_iter()
-        .map(|Candidate(d, id)| (id, d))
-        .collect()
+    let delta = table
+        .delta()
+        .filter(|&id| keep.is_none_or(|keep| keep(id)))
+        .filter_map(|id| {
+            let point = table.get(id)?;
+            Some((id, kernel.distance_raw(&prepared, &point.vector)))
+        });
+    top_k(k, found.into_iter().chain(delta))
 }
 
 /// Whether enough points live outside the frozen graph to freeze again.
