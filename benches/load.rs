@@ -8,6 +8,10 @@
 //! filter (a baseline of this tool only, never a product feature). And
 //! durable write throughput for batches of 1, 100 and 1,000 points.
 //!
+//! Cold start: after the sweeps the tenant is closed and reopened in a
+//! fresh process, which times the first query (it loads the tenant) and the
+//! next one.
+//!
 //! Many tenants: `--many` counts (default 1,000) of `--many-size` points
 //! each (default 100): create time, reopen time, resident memory per
 //! tenant, and query latency under a Zipf mix of tenants.
@@ -646,11 +650,34 @@ fn reopen_only(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Opens the registry in `dir` (tenants cold) and times the first query on
+/// the bench tenant, which loads it, and the next one.
+fn cold_first_query(dir: &Path) -> Result<(), Error> {
+    let started = Instant::now();
+    let registry = Registry::open(dir, EngineConfig::default())?;
+    let open_ms = started.elapsed().as_secs_f64() * 1e3;
+    let asked = Instant::now();
+    let tenant = registry.tenant(TENANT)?;
+    let query = vec![1.0f32; tenant.spec().dimension as usize];
+    tenant.search(&SearchRequest::new(query.clone(), K))?;
+    let first_ms = asked.elapsed().as_secs_f64() * 1e3;
+    let asked = Instant::now();
+    tenant.search(&SearchRequest::new(query, K))?;
+    let next_us = asked.elapsed().as_secs_f64() * 1e6;
+    println!(
+        "{}",
+        json!({"open_ms": open_ms, "first_query_ms": first_ms, "next_query_us": next_us, "points": tenant.count(None)?})
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
-    if let [_, flag, dir] = std::env::args().collect::<Vec<_>>().as_slice()
-        && flag == "--reopen-only"
-    {
-        return reopen_only(Path::new(dir));
+    if let [_, flag, dir] = std::env::args().collect::<Vec<_>>().as_slice() {
+        match flag.as_str() {
+            "--reopen-only" => return reopen_only(Path::new(dir)),
+            "--cold-first-query" => return cold_first_query(Path::new(dir)),
+            _ => {}
+        }
     }
     let args = parse_args()?;
     let dir = args
@@ -723,6 +750,20 @@ fn main() -> Result<(), Error> {
         })?;
     }
 
+    // The first query on the same tenant cold: closed here, reopened in a
+    // fresh process that loads it on that query.
+    drop(tenant);
+    registry.close()?;
+    drop(registry);
+    let cold = std::process::Command::new(std::env::current_exe()?)
+        .arg("--cold-first-query")
+        .arg(data_dir.path())
+        .output()?;
+    if !cold.status.success() {
+        return Err(format!("cold query: {}", String::from_utf8_lossy(&cold.stderr)).into());
+    }
+    let cold: Value = serde_json::from_slice(&cold.stdout)?;
+
     let mut isolation = Value::Null;
     if args.runs("isolation") {
         eprintln!("isolation tax");
@@ -753,6 +794,7 @@ fn main() -> Result<(), Error> {
         "isolation": isolation,
         "durable_writes": writes,
         "many_tenants": many,
+        "cold_first_query": cold,
     });
     let markdown = format!(
         "## One tenant: {} x {} cosine, {} queries, M={}, ef_construction={}\n\nBuild (durable batches of 1,000): {:.1} s, {:.0} points/s.\n\n{}\n{}",
@@ -765,6 +807,11 @@ fn main() -> Result<(), Error> {
         args.n as f64 / build_s,
         table("In-process (engine)", &engine_runs),
         table("Through gRPC (server on 127.0.0.1, Rust SDK)", &grpc_runs),
+    ) + &format!(
+        "\nFirst query on this tenant cold (reopened in a fresh process, loaded by that query): {:.1} ms; registry open {:.1} ms; the next query {:.0} us.\n\n",
+        cold["first_query_ms"].as_f64().unwrap_or_default(),
+        cold["open_ms"].as_f64().unwrap_or_default(),
+        cold["next_query_us"].as_f64().unwrap_or_default(),
     ) + "\n"
         + isolation["markdown"].as_str().unwrap_or_default()
         + "\n"
