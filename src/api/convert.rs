@@ -243,6 +243,7 @@ pub(crate) fn tenant_info(info: TenantInfo) -> proto::TenantInfo {
         points: info.points as u64,
         graph_nodes: info.graph_nodes as u64,
         created_unix_ms: info.created_unix_ms,
+        last_used_unix_ms: info.last_used_unix_ms.unwrap_or(0),
         state: match info.state {
             TenantState::Active => proto::TenantState::Active,
             TenantState::Cold => proto::TenantState::Cold,

@@ -103,6 +103,7 @@ fn tenant_json(t: &proto::TenantInfo) -> serde_json::Value {
         "points": t.points,
         "graph_nodes": t.graph_nodes,
         "created_unix_ms": t.created_unix_ms,
+        "last_used_unix_ms": (t.last_used_unix_ms > 0).then_some(t.last_used_unix_ms),
     })
 }
 

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bulkhead_storage::{Storage, TenantRecord};
 use parking_lot::{Mutex, RwLock};
@@ -43,6 +44,9 @@ pub struct TenantInfo {
     /// Live points written since the last freeze (scanned exactly).
     pub unfrozen_points: usize,
     pub created_unix_ms: u64,
+    /// Last use through the registry; None if not used since the node
+    /// started.
+    pub last_used_unix_ms: Option<u64>,
 }
 
 /// One tenant of the registry, cold or active.
@@ -51,6 +55,9 @@ struct Slot {
     record: TenantRecord,
     spec: TenantSpec,
     loaded: RwLock<Option<Arc<Tenant>>>,
+    /// Unix ms of the last data-plane or admin use through the registry
+    /// (0: not used since this node started).
+    last_used: AtomicU64,
     /// Held while loading, so concurrent first requests share one load;
     /// true once the tenant is dropped (nothing may load it after).
     loading: Mutex<bool>,
@@ -169,6 +176,7 @@ impl Registry {
     /// The slot's tenant, loading it if it is cold. A tenant dropped while
     /// a caller waited for its load is `TenantNotFound`.
     fn load(&self, slot: &Slot) -> Result<Arc<Tenant>> {
+        slot.last_used.store(now_unix_ms(), Ordering::Relaxed);
         if let Some(tenant) = slot.loaded() {
             return Ok(tenant);
         }
@@ -354,6 +362,7 @@ impl Slot {
             record,
             spec,
             loaded: RwLock::new(None),
+            last_used: AtomicU64::new(0),
             loading: Mutex::new(false),
         }
     }
@@ -368,6 +377,7 @@ impl Slot {
             frozen_nodes: 0,
             unfrozen_points: 0,
             created_unix_ms: self.record.created_unix_ms,
+            last_used_unix_ms: Some(self.last_used.load(Ordering::Relaxed)).filter(|&ms| ms > 0),
         };
         if let Some(tenant) = self.loaded() {
             info.state = TenantState::Active;

@@ -248,6 +248,16 @@ fn tenants_reopen_cold_load_once_on_first_use_and_drop_cold() {
             ("c".to_string(), TenantState::Cold, 0),
         ]
     );
+    let used: Vec<bool> = reg
+        .list_tenants()
+        .iter()
+        .map(|t| t.last_used_unix_ms.is_some())
+        .collect();
+    assert_eq!(
+        used,
+        vec![true, false, false],
+        "only a was used since the open"
+    );
     // A cold tenant is dropped like a hot one: gone, and its name starts afresh.
     reg.drop_tenant("b").unwrap();
     assert!(matches!(
