@@ -99,6 +99,13 @@ fn normalized(v: &[f32]) -> Vec<f32> {
 enum Words {
     Mapped(memmap2::MmapMut),
     Owned(Vec<u32>),
+    /// A frozen graph read back from its file: `len` words at byte
+    /// `offset` (a multiple of 64) of the map.
+    File {
+        map: memmap2::Mmap,
+        offset: usize,
+        len: usize,
+    },
 }
 
 impl Words {
@@ -117,6 +124,7 @@ impl Words {
         match self {
             Words::Mapped(map) => bytemuck::cast_slice(&map[..]),
             Words::Owned(v) => v,
+            Words::File { map, offset, len } => bytemuck::cast_slice(&map[*offset..][..*len * 4]),
         }
     }
 
@@ -124,6 +132,7 @@ impl Words {
         match self {
             Words::Mapped(map) => bytemuck::cast_slice_mut(&mut map[..]),
             Words::Owned(v) => v,
+            Words::File { .. } => &mut [],
         }
     }
 }
@@ -173,6 +182,25 @@ impl std::hash::Hasher for NodeHasher {
 }
 
 type NodeMap = HashMap<u32, u32, std::hash::BuildHasherDefault<NodeHasher>>;
+
+/// The first word of a frozen graph's file ("BHFROZN1").
+const FILE_MAGIC: u64 = u64::from_le_bytes(*b"BHFROZN1");
+
+/// One liveness bit per node, and the number of dead nodes.
+fn liveness(ids: &[u64], live: impl Fn(u64) -> bool) -> (Vec<AtomicU64>, usize) {
+    let mut alive: Vec<AtomicU64> = (0..ids.len().div_ceil(64))
+        .map(|_| AtomicU64::new(0))
+        .collect();
+    let mut dead = 0;
+    for (node, &id) in ids.iter().enumerate() {
+        if live(id) {
+            *alive[node / 64].get_mut() |= 1 << (node % 64);
+        } else {
+            dead += 1;
+        }
+    }
+    (alive, dead)
+}
 
 /// One upper layer: the nodes on it and their neighbours there.
 #[derive(Debug, Default)]
@@ -364,17 +392,7 @@ impl FrozenGraph {
                 }
             }
         }
-        let mut alive: Vec<AtomicU64> = (0..ids.len().div_ceil(64))
-            .map(|_| AtomicU64::new(0))
-            .collect();
-        let mut dead = 0;
-        for (node, &id) in ids.iter().enumerate() {
-            if live(id) {
-                *alive[node / 64].get_mut() |= 1 << (node % 64);
-            } else {
-                dead += 1;
-            }
-        }
+        let (alive, dead) = liveness(&ids, live);
         FrozenGraph {
             kernel,
             dim,
@@ -390,6 +408,176 @@ impl FrozenGraph {
             covers_below,
             scratch: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The graph as bytes for its file (see [`FrozenGraph::from_file`]):
+    /// a header of u64s, the internal ids, then the node blocks at a
+    /// 64-byte aligned offset (so the file maps without a copy), then the
+    /// upper layers. Little endian.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let n = self.ids.len();
+        let header = [
+            FILE_MAGIC,
+            self.kernel as u64,
+            self.dim as u64,
+            n as u64,
+            self.block as u64,
+            self.links_at as u64,
+            u64::from(self.entry),
+            self.covers_below,
+            self.upper.len() as u64,
+        ];
+        let mut out = Vec::new();
+        for word in header.into_iter().chain(self.ids.iter().copied()) {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.resize(out.len().next_multiple_of(64), 0);
+        let data = &self.data.as_slice()[self.base..][..n * self.block];
+        for word in data {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        for layer in &self.upper {
+            let mut nodes = vec![0u32; layer.rows.len()];
+            for (&node, &row) in &layer.rows {
+                nodes[row as usize] = node;
+            }
+            let words = [layer.stride as u32, nodes.len() as u32]
+                .into_iter()
+                .chain(nodes)
+                .chain(layer.links.iter().copied());
+            for word in words {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads a graph back from its mapped file without copying the node
+    /// blocks. Every count and id is checked, so a damaged file is an
+    /// error (the caller freezes again), never a panic in a search.
+    pub(crate) fn from_file(
+        map: memmap2::Mmap,
+        metric: Metric,
+        dim: usize,
+        live: impl Fn(u64) -> bool,
+    ) -> Result<FrozenGraph, String> {
+        let bytes = &map[..];
+        let mut at = 0usize;
+        let u64_at = |at: &mut usize| -> Result<u64, String> {
+            let word = bytes
+                .get(*at..*at + 8)
+                .ok_or("the file ends inside its header")?;
+            *at += 8;
+            Ok(u64::from_le_bytes(word.try_into().map_err(|_| "bad word")?))
+        };
+        let header: Vec<u64> = (0..9).map(|_| u64_at(&mut at)).collect::<Result<_, _>>()?;
+        let [
+            magic,
+            kernel,
+            file_dim,
+            n,
+            block,
+            links_at,
+            entry,
+            covers_below,
+            layers,
+        ] = header[..]
+        else {
+            return Err("short header".into());
+        };
+        if magic != FILE_MAGIC {
+            return Err("not a frozen graph file".into());
+        }
+        let kernel_now = Kernel::of(metric);
+        if kernel != kernel_now as u64 || file_dim != dim as u64 {
+            return Err("made for another metric or dimension".into());
+        }
+        let (n, block, links_at) = (n as usize, block as usize, links_at as usize);
+        if links_at != dim.next_multiple_of(16)
+            || block <= links_at + 1
+            || block - links_at > MAX_DEGREE0 + 16
+            || n > u32::MAX as usize
+            || (n > 0 && entry >= n as u64)
+            || layers > 64
+        {
+            return Err("inconsistent header".into());
+        }
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(u64_at(&mut at)?);
+        }
+        if ids.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("internal ids are not ascending".into());
+        }
+        let offset = at.next_multiple_of(64);
+        let len = n.checked_mul(block).ok_or("size overflow")?;
+        let end = offset
+            .checked_add(len.checked_mul(4).ok_or("size overflow")?)
+            .ok_or("size overflow")?;
+        if end > bytes.len() {
+            return Err("the file ends inside its node blocks".into());
+        }
+        let words: &[u32] = bytemuck::try_cast_slice(&bytes[offset..end])
+            .map_err(|_| "node blocks are not aligned")?;
+        let valid_list = |list: &[u32]| {
+            let count = list[0] as usize;
+            count < list.len() && list[1..=count].iter().all(|&id| (id as usize) < n)
+        };
+        if !words.chunks(block).all(|b| valid_list(&b[links_at..])) {
+            return Err("a neighbour list is out of range".into());
+        }
+        let mut rest = &bytes[end..];
+        let mut u32_next = || -> Result<u32, String> {
+            let (word, tail) = rest
+                .split_first_chunk::<4>()
+                .ok_or("the file ends inside its upper layers")?;
+            rest = tail;
+            Ok(u32::from_le_bytes(*word))
+        };
+        let mut upper = Vec::with_capacity(layers as usize);
+        for _ in 0..layers {
+            let stride = u32_next()? as usize;
+            let rows = u32_next()? as usize;
+            if !(2..=MAX_DEGREE0 + 1).contains(&stride) || rows > n {
+                return Err("inconsistent upper layer".into());
+            }
+            let mut layer = UpperLayer {
+                stride,
+                ..UpperLayer::default()
+            };
+            for row in 0..rows {
+                let node = u32_next()?;
+                if node as usize >= n || layer.rows.insert(node, row as u32).is_some() {
+                    return Err("an upper-layer node is out of range or repeated".into());
+                }
+            }
+            for _ in 0..rows * stride {
+                layer.links.push(u32_next()?);
+            }
+            if !layer.links.chunks(stride).all(valid_list) {
+                return Err("an upper-layer neighbour list is out of range".into());
+            }
+            upper.push(layer);
+        }
+        if !rest.is_empty() {
+            return Err("trailing bytes".into());
+        }
+        let (alive, dead) = liveness(&ids, live);
+        Ok(FrozenGraph {
+            kernel: kernel_now,
+            dim,
+            ids,
+            data: Words::File { map, offset, len },
+            base: 0,
+            block,
+            links_at,
+            upper,
+            entry: entry as u32,
+            alive,
+            dead: AtomicUsize::new(dead),
+            covers_below,
+            scratch: Mutex::new(Vec::new()),
+        })
     }
 
     /// Nodes, dead ones included.
@@ -676,5 +864,63 @@ mod tests {
         }
         assert_eq!(frozen.search(q, 5, 50, None), first);
         assert_eq!(first[0].0, 42 * 3 + 7);
+    }
+
+    fn mapped(bytes: &[u8]) -> memmap2::Mmap {
+        let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1)).unwrap();
+        map[..bytes.len()].copy_from_slice(bytes);
+        map.make_read_only().unwrap()
+    }
+
+    #[test]
+    fn a_frozen_graph_read_back_from_its_file_answers_the_same() {
+        let points = data(1_500, 20, 6);
+        for metric in [Metric::Cosine, Metric::L2] {
+            let hnsw = build(&points, metric);
+            let frozen = FrozenGraph::freeze(&hnsw, metric, 20, 99_999, |_| true);
+            let bytes = frozen.to_bytes();
+            let back = FrozenGraph::from_file(mapped(&bytes), metric, 20, |id| id != 7).unwrap();
+            assert_eq!((back.len(), back.covers_below()), (1_500, 99_999));
+            for q in data(20, 20, 7) {
+                let q = frozen.kernel().prepare(&q);
+                let mut want = frozen.search(&q, 10, 64, None);
+                want.retain(|(id, _)| *id != 7);
+                let got = back.search(&q, 10, 64, None);
+                assert_eq!(got[..want.len()], want[..], "{metric}");
+            }
+            assert!(
+                FrozenGraph::from_file(mapped(&bytes), Metric::Dot, 20, |_| true).is_err(),
+                "another metric's file is refused"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_frozen_file_is_refused_or_searched_without_panicking() {
+        let points = data(600, 16, 8);
+        let hnsw = build(&points, Metric::L2);
+        let bytes = FrozenGraph::freeze(&hnsw, Metric::L2, 16, 2_000, |_| true).to_bytes();
+        let queries = data(3, 16, 9);
+        let mut refused = 0;
+        for cut in (0..bytes.len()).step_by(997) {
+            refused += usize::from(
+                FrozenGraph::from_file(mapped(&bytes[..cut]), Metric::L2, 16, |_| true).is_err(),
+            );
+        }
+        assert_eq!(
+            refused,
+            bytes.len().div_ceil(997),
+            "every truncation is refused"
+        );
+        for at in (0..bytes.len()).step_by(61) {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0xA5;
+            if let Ok(graph) = FrozenGraph::from_file(mapped(&damaged), Metric::L2, 16, |_| true) {
+                for q in &queries {
+                    let found = graph.search(q, 5, 32, None);
+                    assert!(found.len() <= 5);
+                }
+            }
+        }
     }
 }

@@ -258,6 +258,24 @@ impl Tenant {
             let replayed = replay.len() as u64;
             graph.insert(&replay);
             drop(replay);
+            // The frozen layout saved with the snapshot maps without a copy
+            // or a freeze; points after it are the delta.
+            match store.graph_snapshot().load_frozen().map(|map| {
+                map.map(|map| {
+                    FrozenGraph::from_file(map, spec.metric, spec.dimension as usize, |id| {
+                        table.contains(id)
+                    })
+                })
+            }) {
+                Ok(Some(Ok(frozen))) => table.set_frozen(Some(Arc::new(frozen))),
+                Ok(None) => {}
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(tenant = %name, error = %e, "frozen graph file unusable, freezing again");
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %name, error = %e, "frozen graph file unreadable, freezing again");
+                }
+            }
             if freeze_due(&config, &table) {
                 let frozen = FrozenGraph::freeze(
                     graph.hnsw(),
@@ -733,14 +751,25 @@ impl Tenant {
         self.save_snapshot(&mut writer)
     }
 
-    /// Writes the current graph as the tenant's snapshot. Holding the writer
-    /// lock guarantees no insert runs while hnsw_rs dumps.
+    /// Writes the current graph as the tenant's snapshot, with its frozen
+    /// layout (frozen again first if points came after it). Holding the
+    /// writer lock guarantees no insert runs while hnsw_rs dumps.
     fn save_snapshot(&self, writer: &mut WriterState) -> Result<()> {
         self.check_alive()?;
         if let Some(graph) = self.graph.read().clone() {
-            self.store
-                .graph_snapshot()
-                .save(graph.hnsw(), writer.next_internal)?;
+            let stale = {
+                let table = self.table.read();
+                table.delta_len() > 0 && table.len() > self.config.full_scan_points
+            };
+            if stale {
+                self.freeze(writer);
+            }
+            let frozen = self.table.read().frozen().map(|f| f.to_bytes());
+            self.store.graph_snapshot().save(
+                graph.hnsw(),
+                writer.next_internal,
+                frozen.as_deref(),
+            )?;
         }
         writer.since_snapshot = 0;
         Ok(())

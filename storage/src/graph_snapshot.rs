@@ -1,5 +1,7 @@
-//! A tenant's HNSW graph on disk: an hnsw_rs dump plus a small manifest that
-//! names the dump and the highest internal id it covers.
+//! A tenant's HNSW graph on disk: an hnsw_rs dump, optionally the engine's
+//! frozen search layout of it (an opaque file this crate memory-maps), and
+//! a small manifest that names them and the highest internal id the dump
+//! covers.
 //!
 //! A snapshot is a cache of the column family, never the truth: a missing,
 //! stale or unreadable snapshot costs a rebuild, not data. It is replaced
@@ -26,6 +28,9 @@ struct Manifest {
     basename: String,
     /// Every point with an internal id below this is in the dump.
     covers_below: u64,
+    /// The frozen layout's file, if one was saved with the dump.
+    #[serde(default)]
+    frozen: Option<String>,
 }
 
 /// The graph snapshots of one tenant.
@@ -50,10 +55,13 @@ impl GraphSnapshot {
     /// Writes `hnsw` as the tenant's snapshot. The caller guarantees that no
     /// insert runs concurrently and that every id below `covers_below` is in it.
     /// Fails with `Gone` if the tenant's folder no longer exists (dropped).
+    /// `frozen`, if given, is the engine's search layout, saved beside the
+    /// dump under the same fresh name.
     pub fn save<D: Distance<f32> + Send + Sync>(
         &self,
         hnsw: &Hnsw<'_, f32, D>,
         covers_below: u64,
+        frozen: Option<&[u8]>,
     ) -> Result<()> {
         let tenant_dir = self.dir.parent().ok_or(StorageError::Gone)?;
         if !tenant_dir.exists() {
@@ -74,10 +82,21 @@ impl GraphSnapshot {
         for ext in ["hnsw.graph", "hnsw.data"] {
             fs_err::File::open(self.dir.join(format!("{basename}.{ext}")))?.sync_all()?;
         }
+        let frozen = match frozen {
+            Some(bytes) => {
+                let name = format!("{basename}.frozen");
+                let mut file = fs_err::File::create(self.dir.join(&name))?;
+                std::io::Write::write_all(&mut file, bytes)?;
+                file.sync_all()?;
+                Some(name)
+            }
+            None => None,
+        };
         let manifest = Manifest {
             format: FORMAT,
             basename: basename.clone(),
             covers_below,
+            frozen,
         };
         let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
         let body = serde_json::to_vec(&manifest)
@@ -93,8 +112,27 @@ impl GraphSnapshot {
             for ext in ["hnsw.graph", "hnsw.data"] {
                 let _ = fs_err::remove_file(self.dir.join(format!("{}.{ext}", old.basename)));
             }
+            if let Some(name) = old.frozen {
+                let _ = fs_err::remove_file(self.dir.join(name));
+            }
         }
         Ok(())
+    }
+
+    /// The frozen layout saved with the current dump, memory-mapped, if
+    /// there is one. Its contents are the engine's to check.
+    pub fn load_frozen(&self) -> Result<Option<memmap2::Mmap>> {
+        let Some(name) = self.manifest()?.and_then(|m| m.frozen) else {
+            return Ok(None);
+        };
+        let file = fs_err::File::open(self.dir.join(name))?;
+        // SAFETY: the file is this tenant's own, written once under a fresh
+        // name and fsynced before the manifest named it, and never written
+        // again: a newer snapshot replaces it by name and unlinks it, which
+        // leaves an existing mapping intact. Bulkhead owns the data folder;
+        // another process truncating the file would break that contract.
+        let map = unsafe { memmap2::Mmap::map(file.file()) }?;
+        Ok(Some(map))
     }
 
     fn manifest(&self) -> Result<Option<Manifest>> {

@@ -68,17 +68,38 @@ fn a_corrupt_snapshot_costs_a_rebuild_not_data() {
         t.upsert(&pts).unwrap();
         reg.close().unwrap();
     }
-    let mut damaged = 0;
-    for entry in walk(&dir.path().join("tenants")) {
-        if entry
-            .extension()
-            .is_some_and(|e| e == "graph" || e == "data")
-        {
-            fs_err::write(&entry, b"garbage").unwrap();
-            damaged += 1;
+    let damage = |extensions: &[&str]| {
+        let mut damaged = 0;
+        for entry in walk(&dir.path().join("tenants")) {
+            if entry
+                .extension()
+                .is_some_and(|e| extensions.iter().any(|x| e == *x))
+            {
+                fs_err::write(&entry, b"garbage").unwrap();
+                damaged += 1;
+            }
         }
+        damaged
+    };
+    // A damaged frozen layout costs a freeze.
+    assert_eq!(
+        damage(&["frozen"]),
+        1,
+        "the frozen layout is saved with the snapshot"
+    );
+    {
+        let reg = open(dir.path());
+        let t = reg.tenant("fragile").unwrap();
+        let hit = &t
+            .search(&SearchRequest::new(pts[42].vector.clone(), 1))
+            .unwrap()[0];
+        assert_eq!(hit.id, "c42");
+        assert_eq!(reg.describe_tenant("fragile").unwrap().frozen_nodes, 300);
+        drop(t);
+        drop(reg);
     }
-    assert!(damaged >= 2, "the snapshot files exist");
+    // A damaged hnsw_rs dump costs a rebuild.
+    assert!(damage(&["graph", "data"]) >= 2, "the snapshot files exist");
     let reg = open(dir.path());
     let t = reg.tenant("fragile").unwrap();
     assert_eq!(t.count(None).unwrap(), 300);
