@@ -86,6 +86,9 @@ pub struct Tenant {
     /// None while the tenant has at most `full_scan_points` points (every
     /// search is an exact scan); built in the background when it grows.
     graph: RwLock<Option<Arc<Graph>>>,
+    /// True while the graph is None only because it was not loaded: its
+    /// snapshot is on disk and the frozen graph answers searches.
+    graph_on_disk: AtomicBool,
     writer: Mutex<WriterState>,
     dropped: AtomicBool,
     maintaining: AtomicBool,
@@ -178,6 +181,32 @@ fn search_frozen(
     top_k(k, found.into_iter().chain(delta))
 }
 
+/// The tenant's hnsw_rs graph from its snapshot plus the points written
+/// after it, or rebuilt from the table when the snapshot is missing or
+/// unusable. Returns the graph and the number of points replayed into it.
+fn load_graph(
+    name: &TenantName,
+    spec: &TenantSpec,
+    store: &TenantStore,
+    table: &PointTable,
+) -> (Graph, u64) {
+    let (graph, covers_below) = match store.graph_snapshot().load(MetricDistance(spec.metric)) {
+        Ok(Some(loaded)) => (Graph::from_hnsw(loaded.hnsw), loaded.covers_below),
+        Ok(None) => (Graph::new(spec, table.len()), 0),
+        Err(e) => {
+            tracing::warn!(tenant = %name, error = %e, "graph snapshot unusable, rebuilding from storage");
+            (Graph::new(spec, table.len()), 0)
+        }
+    };
+    let replay: Vec<(u64, &[f32])> = table
+        .iter()
+        .filter(|(internal, _)| *internal >= covers_below)
+        .map(|(internal, p)| (internal, &p.vector[..]))
+        .collect();
+    graph.insert(&replay);
+    (graph, replay.len() as u64)
+}
+
 /// Whether enough points live outside the frozen graph to freeze again.
 fn freeze_due(config: &EngineConfig, table: &PointTable) -> bool {
     table.len() > config.full_scan_points
@@ -238,26 +267,8 @@ impl Tenant {
         }
         // A tenant small enough that every search is an exact scan has no
         // graph: none is loaded, built or snapshotted until it grows.
+        let mut on_disk = false;
         let (graph, replayed) = if table.len() > config.full_scan_points {
-            let (graph, covers_below) = match store
-                .graph_snapshot()
-                .load(MetricDistance(spec.metric))
-            {
-                Ok(Some(loaded)) => (Graph::from_hnsw(loaded.hnsw), loaded.covers_below),
-                Ok(None) => (Graph::new(&spec, table.len()), 0),
-                Err(e) => {
-                    tracing::warn!(tenant = %name, error = %e, "graph snapshot unusable, rebuilding from storage");
-                    (Graph::new(&spec, table.len()), 0)
-                }
-            };
-            let replay: Vec<(u64, &[f32])> = table
-                .iter()
-                .filter(|(internal, _)| *internal >= covers_below)
-                .map(|(internal, p)| (internal, &p.vector[..]))
-                .collect();
-            let replayed = replay.len() as u64;
-            graph.insert(&replay);
-            drop(replay);
             // The frozen layout saved with the snapshot maps without a copy
             // or a freeze; points after it are the delta.
             match store.graph_snapshot().load_frozen().map(|map| {
@@ -276,17 +287,25 @@ impl Tenant {
                     tracing::warn!(tenant = %name, error = %e, "frozen graph file unreadable, freezing again");
                 }
             }
-            if freeze_due(&config, &table) {
-                let frozen = FrozenGraph::freeze(
-                    graph.hnsw(),
-                    spec.metric,
-                    spec.dimension as usize,
-                    next_internal,
-                    |id| table.contains(id),
-                );
-                table.set_frozen(Some(Arc::new(frozen)));
+            if table.frozen().is_some() && !freeze_due(&config, &table) {
+                // Searches need only the frozen graph: hnsw_rs's is loaded
+                // on the first write (or freeze, or rebuild).
+                on_disk = true;
+                (None, 0)
+            } else {
+                let (graph, replayed) = load_graph(&name, &spec, &store, &table);
+                if freeze_due(&config, &table) {
+                    let frozen = FrozenGraph::freeze(
+                        graph.hnsw(),
+                        spec.metric,
+                        spec.dimension as usize,
+                        next_internal,
+                        |id| table.contains(id),
+                    );
+                    table.set_frozen(Some(Arc::new(frozen)));
+                }
+                (Some(Arc::new(graph)), replayed)
             }
-            (Some(Arc::new(graph)), replayed)
         } else {
             (None, 0)
         };
@@ -301,6 +320,7 @@ impl Tenant {
             store,
             table: RwLock::new(table),
             graph: RwLock::new(graph),
+            graph_on_disk: AtomicBool::new(on_disk),
             writer: Mutex::new(WriterState {
                 next_internal,
                 since_snapshot: replayed,
@@ -327,7 +347,34 @@ impl Tenant {
 
     /// Nodes in the graph, tombstones included.
     pub(crate) fn graph_nodes(&self) -> usize {
-        self.graph.read().as_ref().map_or(0, |g| g.len())
+        match &*self.graph.read() {
+            Some(graph) => graph.len(),
+            None if self.graph_on_disk.load(Ordering::Acquire) => self.frozen_nodes(),
+            None => 0,
+        }
+    }
+
+    /// The hnsw_rs graph for a write, a freeze or a snapshot, loaded now if
+    /// it was left on disk; None for a tenant too small to have one. The
+    /// writer lock (the caller's) keeps inserts out while it loads.
+    fn writable_graph(&self, writer: &mut WriterState) -> Option<Arc<Graph>> {
+        if let Some(graph) = self.graph.read().clone() {
+            return Some(graph);
+        }
+        if !self.graph_on_disk.load(Ordering::Acquire) {
+            return None;
+        }
+        let started = std::time::Instant::now();
+        let (graph, replayed) = {
+            let table = self.table.read();
+            load_graph(&self.name, &self.spec, &self.store, &table)
+        };
+        let graph = Arc::new(graph);
+        *self.graph.write() = Some(Arc::clone(&graph));
+        self.graph_on_disk.store(false, Ordering::Release);
+        writer.since_snapshot += replayed;
+        tracing::debug!(tenant = %self.name, replayed, ms = started.elapsed().as_millis() as u64, "graph loaded for writing");
+        Some(graph)
     }
 
     /// Nodes in the frozen search layout, dead ones included.
@@ -385,7 +432,7 @@ impl Tenant {
             })
             .collect();
         let nodes: Vec<(u64, &[f32])> = live.iter().map(|(i, p)| (*i, &p.vector[..])).collect();
-        let graph = self.graph.read().clone();
+        let graph = self.writable_graph(&mut writer);
         if let Some(graph) = &graph {
             graph.insert(&nodes);
         }
@@ -621,7 +668,10 @@ impl Tenant {
     fn needs_rebuild(&self) -> bool {
         let nodes = match &*self.graph.read() {
             Some(graph) => graph.len(),
-            None => return self.table.read().len() > self.config.full_scan_points,
+            None => {
+                return !self.graph_on_disk.load(Ordering::Acquire)
+                    && self.table.read().len() > self.config.full_scan_points;
+            }
         };
         let dead = nodes.saturating_sub(self.table.read().len());
         dead >= self.config.rebuild_min_dead
@@ -681,7 +731,7 @@ impl Tenant {
         let mut writer = self.writer.lock();
         self.check_alive()?;
         if self.freeze_due() {
-            self.freeze(&writer);
+            self.freeze(&mut writer);
         }
         if writer.since_snapshot >= self.config.snapshot_every_points {
             self.save_snapshot(&mut writer)?;
@@ -691,8 +741,8 @@ impl Tenant {
 
     /// Freezes the current graph for search. Holding the writer lock
     /// guarantees every live point is in the graph and none is being added.
-    fn freeze(&self, writer: &WriterState) {
-        let Some(graph) = self.graph.read().clone() else {
+    fn freeze(&self, writer: &mut WriterState) {
+        let Some(graph) = self.writable_graph(writer) else {
             return;
         };
         let started = std::time::Instant::now();
@@ -744,9 +794,10 @@ impl Tenant {
         let nodes_before = self.graph_nodes();
         let nodes = graph.len();
         *self.graph.write() = Some(Arc::new(graph));
+        self.graph_on_disk.store(false, Ordering::Release);
         tracing::info!(tenant = %self.name, nodes_before, nodes, "graph rebuilt");
         if self.table.read().len() > self.config.full_scan_points {
-            self.freeze(&writer);
+            self.freeze(&mut writer);
         }
         self.save_snapshot(&mut writer)
     }
@@ -796,6 +847,7 @@ impl Tenant {
         erase()?;
         *self.table.write() = PointTable::default();
         *self.graph.write() = None;
+        self.graph_on_disk.store(false, Ordering::Release);
         Ok(())
     }
 

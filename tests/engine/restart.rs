@@ -289,3 +289,64 @@ fn tenants_reopen_cold_load_once_on_first_use_and_drop_cold() {
     assert_eq!(again.count(None).unwrap(), 0);
     assert_eq!(search(&reg.tenant("c").unwrap()), before[2]);
 }
+
+#[test]
+fn a_reopened_tenant_searches_its_mapped_frozen_graph_and_loads_hnsw_only_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let pts = points(51, "w", 500, 12);
+    let queries: Vec<Vec<f32>> = points(52, "q", 10, 12)
+        .into_iter()
+        .map(|p| p.vector)
+        .collect();
+    let answers = |t: &bulkhead::engine::Tenant| -> Vec<Vec<String>> {
+        queries
+            .iter()
+            .map(|q| {
+                t.search(&SearchRequest {
+                    ef: Some(128),
+                    ..SearchRequest::new(q.clone(), 5)
+                })
+                .unwrap()
+                .into_iter()
+                .map(|p| p.id)
+                .collect()
+            })
+            .collect()
+    };
+    let before = {
+        let reg = open(dir.path());
+        let t = reg.create_tenant("lazy", spec(12, Metric::L2)).unwrap();
+        t.upsert(&pts[..450]).unwrap();
+        t.wait_for_maintenance();
+        let before = answers(&t);
+        reg.close().unwrap();
+        before
+    };
+    // Reopened: searches answer from the mapped frozen graph.
+    let reg = open(dir.path());
+    let t = reg.tenant("lazy").unwrap();
+    assert_eq!(answers(&t), before);
+    assert_eq!(reg.describe_tenant("lazy").unwrap().frozen_nodes, 450);
+    // A write loads the hnsw_rs graph and goes on as before.
+    t.upsert(&pts[450..]).unwrap();
+    t.delete(&["w3".to_string()]).unwrap();
+    t.wait_for_maintenance();
+    let all: Vec<&bulkhead::engine::PointInput> = pts.iter().filter(|p| p.id != "w3").collect();
+    let after = answers(&t);
+    for (q, got) in queries.iter().zip(&after) {
+        assert_eq!(got, &crate::common::brute_force(Metric::L2, q, &all, 5));
+    }
+    for p in &pts[450..460] {
+        let hit = &t.search(&SearchRequest::new(p.vector.clone(), 1)).unwrap()[0];
+        assert_eq!(hit.id, p.id, "a point written after the reopen is found");
+    }
+    drop(t);
+    reg.close().unwrap();
+    drop(reg);
+    let reg = open(dir.path());
+    assert_eq!(
+        answers(&reg.tenant("lazy").unwrap()),
+        after,
+        "and survives the next reopen"
+    );
+}
