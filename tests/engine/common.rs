@@ -54,3 +54,20 @@ pub fn brute_force(metric: Metric, query: &[f32], pts: &[&PointInput], k: usize)
         .map(|(_, id)| id.to_string())
         .collect()
 }
+
+/// The ids of a search's hits, best first.
+pub fn search_ids(
+    t: &bulkhead::engine::Tenant,
+    query: &[f32],
+    k: usize,
+    ef: Option<usize>,
+) -> Vec<String> {
+    t.search(&bulkhead::engine::SearchRequest {
+        ef,
+        ..bulkhead::engine::SearchRequest::new(query.to_vec(), k)
+    })
+    .unwrap()
+    .into_iter()
+    .map(|p| p.id)
+    .collect()
+}

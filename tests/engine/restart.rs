@@ -1,6 +1,6 @@
 use bulkhead::engine::{Metric, SearchRequest};
 
-use crate::common::{open, points, spec};
+use crate::common::{open, points, search_ids, spec};
 
 fn answers(reg: &bulkhead::engine::Registry, queries: &[Vec<f32>]) -> Vec<Vec<(String, u32)>> {
     let t = reg.tenant("durable").unwrap();
@@ -139,12 +139,7 @@ fn a_small_tenant_has_no_graph_until_it_grows_and_none_is_written_for_it() {
         let t = reg.tenant("small").unwrap();
         let live: Vec<&bulkhead::engine::PointInput> = pts[..upto].iter().collect();
         for q in pts.iter().step_by(15) {
-            let got: Vec<String> = t
-                .search(&SearchRequest::new(q.vector.clone(), 5))
-                .unwrap()
-                .into_iter()
-                .map(|p| p.id)
-                .collect();
+            let got = search_ids(&t, &q.vector, 5, None);
             assert_eq!(
                 got,
                 crate::common::brute_force(Metric::L2, &q.vector, &live, 5)
@@ -207,16 +202,7 @@ fn tenants_reopen_cold_load_once_on_first_use_and_drop_cold() {
         .map(|p| p.vector)
         .collect();
     let search = |t: &bulkhead::engine::Tenant| -> Vec<Vec<String>> {
-        queries
-            .iter()
-            .map(|q| {
-                t.search(&SearchRequest::new(q.clone(), 3))
-                    .unwrap()
-                    .into_iter()
-                    .map(|p| p.id)
-                    .collect()
-            })
-            .collect()
+        queries.iter().map(|q| search_ids(t, q, 3, None)).collect()
     };
     let before = {
         let reg = open(dir.path());
@@ -301,16 +287,7 @@ fn a_reopened_tenant_searches_its_mapped_frozen_graph_and_loads_hnsw_only_to_wri
     let answers = |t: &bulkhead::engine::Tenant| -> Vec<Vec<String>> {
         queries
             .iter()
-            .map(|q| {
-                t.search(&SearchRequest {
-                    ef: Some(128),
-                    ..SearchRequest::new(q.clone(), 5)
-                })
-                .unwrap()
-                .into_iter()
-                .map(|p| p.id)
-                .collect()
-            })
+            .map(|q| search_ids(t, q, 5, Some(128)))
             .collect()
     };
     let before = {
