@@ -16,14 +16,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import chromadb
 import numpy as np
 from chromadb.config import DEFAULT_DATABASE, Settings
 
-from hnswlib_peer import read_vecs
+from hnswlib_peer import measure, print_table, read_vecs
 
 
 def free_port():
@@ -91,24 +90,13 @@ def main():
         for ef in efs:
             collection.modify(configuration={"hnsw": {"ef_search": ef}})
             for threads in (1, 2):
-                labels = [None] * len(queries)
 
-                def work(t):
+                def searcher():
                     own = client().get_collection("bench")
-                    for i in range(t, len(queries), threads):
-                        found = own.query(query_embeddings=[queries[i]], n_results=10, include=[])
-                        labels[i] = [int(x) for x in found["ids"][0]]
+                    return lambda q: own.query(query_embeddings=[q], n_results=10,
+                                               include=[])["ids"][0]
 
-                started = time.perf_counter()
-                workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-                for w in workers:
-                    w.start()
-                for w in workers:
-                    w.join()
-                wall = time.perf_counter() - started
-                hit = sum(len(set(l) & set(t.tolist())) for l, t in zip(labels, truth))
-                runs.append({"ef": ef, "threads": threads, "qps": len(queries) / wall,
-                             "recall_at_10": hit / (10 * len(queries))})
+                runs.append(measure(ef, threads, queries, truth, searcher))
                 print(f"chroma ef {ef} threads {threads}: {runs[-1]['qps']:.0f} QPS", file=sys.stderr)
     finally:
         server.terminate()
@@ -118,10 +106,7 @@ def main():
               "ef_construction": ef_construction, "build_seconds": build,
               "queries": len(queries), "runs": runs}
     (out / "chroma.json").write_text(json.dumps(report, indent=2))
-    print(f"### Chroma {chromadb.__version__}, server on 127.0.0.1 (insert {build:.1f} s)\n")
-    print("| ef | threads | recall@10 | QPS |\n|---|---|---|---|")
-    for r in runs:
-        print(f"| {r['ef']} | {r['threads']} | {r['recall_at_10']:.3f} | {r['qps']:.0f} |")
+    print_table(f"Chroma {chromadb.__version__}, server on 127.0.0.1 (insert {build:.1f} s)", runs)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,36 @@ def read_vecs(path, dtype):
     return rows.view(dtype) if dtype == np.float32 else rows
 
 
+def measure(ef, threads, queries, truth, searcher):
+    """One run of the sweep: each of `threads` threads calls `searcher()`
+    for its own search function, then asks its share of the queries one per
+    call. Returns QPS and recall@10 against `truth`."""
+    labels = [None] * len(queries)
+
+    def work(t):
+        search = searcher()
+        for i in range(t, len(queries), threads):
+            labels[i] = [int(x) for x in search(queries[i])]
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - started
+    found = sum(len(set(l) & set(t.tolist())) for l, t in zip(labels, truth))
+    return {"ef": ef, "threads": threads, "qps": len(queries) / wall,
+            "recall_at_10": found / (10 * len(queries))}
+
+
+def print_table(title, runs):
+    print(f"### {title}\n")
+    print("| ef | threads | recall@10 | QPS |\n|---|---|---|---|")
+    for r in runs:
+        print(f"| {r['ef']} | {r['threads']} | {r['recall_at_10']:.3f} | {r['qps']:.0f} |")
+
+
 def main():
     out = pathlib.Path(sys.argv[1])
     m = int(sys.argv[2]) if len(sys.argv) > 2 else 16
@@ -43,30 +73,13 @@ def main():
     for ef in efs:
         index.set_ef(ef)
         for threads in (1, 2):
-            labels = [None] * len(queries)
-
-            def work(t):
-                for i in range(t, len(queries), threads):
-                    labels[i] = index.knn_query(queries[i], k=10, num_threads=1)[0][0]
-
-            started = time.perf_counter()
-            workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
-            wall = time.perf_counter() - started
-            found = sum(len(set(l.tolist()) & set(t.tolist())) for l, t in zip(labels, truth))
-            runs.append({"ef": ef, "threads": threads, "qps": len(queries) / wall,
-                         "recall_at_10": found / (10 * len(queries))})
+            runs.append(measure(ef, threads, queries, truth, lambda: lambda q: index.knn_query(
+                q, k=10, num_threads=1)[0][0]))
     report = {"peer": f"hnswlib {getattr(hnswlib, '__version__', '0.8')}", "m": m,
               "ef_construction": ef_construction, "build_seconds_1_thread": build, "runs": runs}
     target = pathlib.Path(sys.argv[5]) if len(sys.argv) > 5 else out / "hnswlib.json"
     target.write_text(json.dumps(report, indent=2))
-    print(f"### hnswlib, in-process (build {build:.1f} s on 1 thread)\n")
-    print("| ef | threads | recall@10 | QPS |\n|---|---|---|---|")
-    for r in runs:
-        print(f"| {r['ef']} | {r['threads']} | {r['recall_at_10']:.3f} | {r['qps']:.0f} |")
+    print_table(f"hnswlib, in-process (build {build:.1f} s on 1 thread)", runs)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ impl Words {
         match self {
             Words::Mapped(map) => bytemuck::cast_slice_mut(&mut map[..]),
             Words::Owned(v) => v,
+            // Only `freeze` writes words, and it never makes a file map.
             Words::File { .. } => &mut [],
         }
     }
