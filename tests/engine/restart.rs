@@ -309,10 +309,22 @@ fn a_reopened_tenant_searches_its_mapped_frozen_graph_and_loads_hnsw_only_to_wri
     t.delete(&["w3".to_string()]).unwrap();
     t.wait_for_maintenance();
     let all: Vec<&bulkhead::engine::PointInput> = pts.iter().filter(|p| p.id != "w3").collect();
+    // The graph is approximate (and hnsw_rs builds it in parallel, so not
+    // the same graph twice): ask for recall, and that the deleted point is gone.
     let after = answers(&t);
+    let mut hits = 0;
     for (q, got) in queries.iter().zip(&after) {
-        assert_eq!(got, &crate::common::brute_force(Metric::L2, q, &all, 5));
+        assert!(
+            !got.contains(&"w3".to_string()),
+            "a deleted point came back"
+        );
+        let truth = crate::common::brute_force(Metric::L2, q, &all, 5);
+        hits += got.iter().filter(|id| truth.contains(id)).count();
     }
+    assert!(
+        hits >= 48,
+        "recall@5 {hits}/50 after writes on a reopened tenant"
+    );
     for p in &pts[450..460] {
         let hit = &t.search(&SearchRequest::new(p.vector.clone(), 1)).unwrap()[0];
         assert_eq!(hit.id, p.id, "a point written after the reopen is found");
