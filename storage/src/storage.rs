@@ -221,6 +221,27 @@ impl Storage {
         ))
     }
 
+    /// Replaces the engine's settings in a tenant's record (synced). Fails
+    /// with `Gone` if the tenant was dropped meanwhile.
+    pub fn update_tenant_settings(
+        &self,
+        record: &TenantRecord,
+        settings: Vec<u8>,
+    ) -> Result<TenantRecord> {
+        let _placement = self.placement.lock();
+        match self.meta.tenant(&record.name)? {
+            Some(current) if current.incarnation == record.incarnation => {
+                let updated = TenantRecord {
+                    settings,
+                    ..current
+                };
+                self.meta.put_tenant(&updated)?;
+                Ok(updated)
+            }
+            _ => Err(StorageError::Gone),
+        }
+    }
+
     /// Removes a tenant: its record (the commit point), then its column family
     /// (flushing the shelf so the shared WAL lets go of its writes), then its
     /// folder. Returns once none of its bytes remain in live files.
