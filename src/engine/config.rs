@@ -26,6 +26,10 @@ pub struct EngineConfig {
     pub freeze_delta_fraction: f64,
     /// ... but never more than this many.
     pub freeze_delta_max: usize,
+    /// Bytes the loaded tenants may hold (their tables and graphs, see
+    /// `Tenant::resident_bytes`) before the least recently used unpinned
+    /// ones are evicted to cold. 0: no budget. Default: half of RAM.
+    pub memory_budget_bytes: u64,
 }
 
 impl EngineConfig {
@@ -51,6 +55,15 @@ impl Default for EngineConfig {
             freeze_delta_points: 256,
             freeze_delta_fraction: 1.0 / 32.0,
             freeze_delta_max: 16_384,
+            memory_budget_bytes: total_memory_bytes().map_or(0, |total| total / 2),
         }
     }
+}
+
+/// This machine's RAM, from /proc/meminfo (None elsewhere).
+pub fn total_memory_bytes() -> Option<u64> {
+    let info = fs_err::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -28,6 +28,15 @@ pub enum EngineError {
     PermissionDenied,
     #[error("token not found")]
     TokenNotFound,
+    /// A quota of the caller's tenant; the message names it and the
+    /// tenant's own usage.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// A write reached a load of the tenant that was just moved out of
+    /// memory. The registry retries it on the next load; it reaches a
+    /// caller only if that keeps happening.
+    #[error("the tenant was being moved out of memory; retry the request")]
+    Evicted,
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
 }

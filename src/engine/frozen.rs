@@ -582,6 +582,12 @@ impl FrozenGraph {
     }
 
     /// Nodes, dead ones included.
+    /// Bytes the graph holds in memory or maps: node blocks, ids and
+    /// liveness bits (upper layers are a small fraction and not counted).
+    pub(crate) fn byte_len(&self) -> usize {
+        self.data.as_slice().len() * 4 + self.ids.len() * 8 + self.alive.len() * 8
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }

@@ -4,12 +4,14 @@
 //!
 //! Tenants start cold: opening the registry reads their records only. A
 //! tenant's points and graph are loaded on its first use, and concurrent
-//! first requests share one load.
+//! first requests share one load. When the loaded tenants hold more than
+//! the memory budget, the least recently used unpinned ones are evicted to
+//! cold again (snapshotted first, so the next load maps, never rebuilds).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use bulkhead_storage::{Storage, TenantRecord};
 use parking_lot::{Mutex, RwLock};
@@ -18,7 +20,8 @@ use super::config::EngineConfig;
 use super::credentials::{Credentials, IssuedToken, TokenInfo};
 use super::error::{EngineError, Result};
 use super::name::TenantName;
-use super::spec::TenantSpec;
+use super::quota::{Limits, Quotas};
+use super::spec::{TenantSettings, TenantSpec};
 use super::tenant::Tenant;
 
 /// Whether a tenant's data is in memory.
@@ -26,7 +29,9 @@ use super::tenant::Tenant;
 pub enum TenantState {
     /// Loaded: points and graph in memory.
     Active,
-    /// On disk only; loaded on first use. Its counts read 0 until then.
+    /// On disk only; loaded on first use. Its counts are those of its last
+    /// eviction on this node (0 if it was not loaded since the node
+    /// started).
     Cold,
 }
 
@@ -39,6 +44,17 @@ pub struct TenantInfo {
     pub points: usize,
     /// Graph nodes including tombstones not yet rebuilt away.
     pub graph_nodes: usize,
+    /// Bytes the loaded tenant holds in memory (0 when cold): what the
+    /// memory budget counts.
+    pub resident_bytes: u64,
+    /// Bytes of JSON payload its points hold (as of its last load when
+    /// cold).
+    pub payload_bytes: u64,
+    pub quotas: Quotas,
+    /// Never evicted by the memory budget.
+    pub pinned: bool,
+    /// The tenant's incarnation (engine-internal; never sent to clients).
+    pub incarnation: u64,
     /// Nodes of the frozen search layout (0 before the first freeze).
     pub frozen_nodes: usize,
     /// Live points written since the last freeze (scanned exactly).
@@ -54,10 +70,21 @@ struct Slot {
     name: TenantName,
     record: TenantRecord,
     spec: TenantSpec,
+    pinned: AtomicBool,
+    /// Quotas and their counters, shared by every load of the tenant.
+    limits: Arc<Limits>,
     loaded: RwLock<Option<Arc<Tenant>>>,
+    /// Earlier loads, evicted, that a request may still hold (marked
+    /// dropped if the tenant is).
+    evicted: Mutex<Vec<Weak<Tenant>>>,
+    /// Points and payload bytes at the last eviction, shown while cold.
+    last_known: Mutex<(usize, u64)>,
     /// Unix ms of the last data-plane or admin use through the registry
     /// (0: not used since this node started).
     last_used: AtomicU64,
+    /// The registry's use counter at the last use: the eviction order
+    /// (milliseconds tie).
+    last_tick: AtomicU64,
     /// Held while loading, so concurrent first requests share one load;
     /// true once the tenant is dropped (nothing may load it after).
     loading: Mutex<bool>,
@@ -75,8 +102,13 @@ pub struct Registry {
     tenants: RwLock<HashMap<TenantName, Arc<Slot>>>,
     credentials: Credentials,
     node_secret: [u8; 32],
-    /// Serializes create and drop, so a name is never half created.
+    /// Serializes create, drop and settings changes, so a name is never
+    /// half created.
     lifecycle: Mutex<()>,
+    /// Held while the memory budget is enforced: one pass at a time.
+    evicting: Mutex<()>,
+    /// Counts tenant uses, to order them for eviction.
+    uses: AtomicU64,
 }
 
 impl std::fmt::Debug for Registry {
@@ -85,10 +117,6 @@ impl std::fmt::Debug for Registry {
             .field("tenants", &self.tenants.read().len())
             .finish_non_exhaustive()
     }
-}
-
-fn spec_of(record: &TenantRecord) -> Result<TenantSpec> {
-    Ok(bulkhead_storage::decode(&record.settings)?)
 }
 
 impl Registry {
@@ -110,8 +138,8 @@ impl Registry {
         let mut tenants = HashMap::new();
         for record in storage.tenants()? {
             let name = TenantName::parse(&record.name)?;
-            let spec = spec_of(&record)?;
-            tenants.insert(name.clone(), Arc::new(Slot::cold(name, record, spec)));
+            let settings = TenantSettings::decode(&record.settings)?;
+            tenants.insert(name.clone(), Arc::new(Slot::cold(name, record, settings)));
         }
         tracing::info!(
             tenants = tenants.len(),
@@ -126,30 +154,47 @@ impl Registry {
             credentials,
             node_secret,
             lifecycle: Mutex::new(()),
+            evicting: Mutex::new(()),
+            uses: AtomicU64::new(0),
         })
     }
 
+    /// Creates a tenant without quotas.
     pub fn create_tenant(&self, name: &str, spec: TenantSpec) -> Result<Arc<Tenant>> {
+        self.create_tenant_with_quotas(name, spec, Quotas::default())
+    }
+
+    pub fn create_tenant_with_quotas(
+        &self,
+        name: &str,
+        spec: TenantSpec,
+        quotas: Quotas,
+    ) -> Result<Arc<Tenant>> {
         let name = TenantName::parse(name)?;
         spec.validate()?;
         let _lifecycle = self.lifecycle.lock();
         if self.tenants.read().contains_key(&name) {
             return Err(EngineError::TenantExists);
         }
-        let settings = bulkhead_storage::encode(&spec)?;
+        let settings = TenantSettings {
+            spec: spec.clone(),
+            quotas,
+            pinned: false,
+        };
         let (record, store) = self
             .storage
-            .create_tenant(name.as_str(), spec.trust_class.as_str(), settings)?
+            .create_tenant(name.as_str(), spec.trust_class.as_str(), settings.encode()?)?
             .ok_or(EngineError::TenantExists)?;
+        let slot = Slot::cold(name.clone(), record, settings);
         let tenant = Tenant::open(
             name.clone(),
-            record.clone(),
-            spec.clone(),
+            slot.record.clone(),
+            spec,
             store,
             Arc::clone(&self.config),
             &self.node_secret,
+            Arc::clone(&slot.limits),
         )?;
-        let slot = Slot::cold(name.clone(), record, spec);
         *slot.loaded.write() = Some(Arc::clone(&tenant));
         self.tenants.write().insert(name.clone(), Arc::new(slot));
         self.audit("tenant.create", name.as_str(), None)?;
@@ -173,33 +218,201 @@ impl Registry {
             .ok_or(EngineError::TenantNotFound)
     }
 
-    /// The slot's tenant, loading it if it is cold. A tenant dropped while
-    /// a caller waited for its load is `TenantNotFound`.
+    /// The slot's tenant, loading it if it is cold (then evicting others
+    /// if the budget is exceeded). A tenant dropped while a caller waited
+    /// for its load is `TenantNotFound`.
     fn load(&self, slot: &Slot) -> Result<Arc<Tenant>> {
         slot.last_used.store(now_unix_ms(), Ordering::Relaxed);
+        let tick = self.uses.fetch_add(1, Ordering::Relaxed) + 1;
+        slot.last_tick.store(tick, Ordering::Relaxed);
         if let Some(tenant) = slot.loaded() {
             return Ok(tenant);
         }
+        let tenant = {
+            let dropped = slot.loading.lock();
+            if *dropped {
+                return Err(EngineError::TenantNotFound);
+            }
+            if let Some(tenant) = slot.loaded() {
+                return Ok(tenant);
+            }
+            let started = std::time::Instant::now();
+            let store = self.storage.open_tenant(&slot.record)?;
+            let tenant = Tenant::open(
+                slot.name.clone(),
+                slot.record.clone(),
+                slot.spec.clone(),
+                store,
+                Arc::clone(&self.config),
+                &self.node_secret,
+                Arc::clone(&slot.limits),
+            )?;
+            *slot.loaded.write() = Some(Arc::clone(&tenant));
+            tracing::debug!(tenant = %slot.name, ms = started.elapsed().as_millis() as u64, "tenant loaded");
+            tenant
+        };
+        if let Err(e) = self.enforce_memory_budget_keeping(Some(&slot.name)) {
+            tracing::warn!(error = %e, "evicting to the memory budget failed");
+        }
+        Ok(tenant)
+    }
+
+    /// Runs `op` on `tenant`, and again on the tenant's next load if this
+    /// load was evicted under it: a write never fails because of eviction.
+    /// `tenant` must come from this registry (its caller was authorized).
+    pub fn run<T>(&self, tenant: &Arc<Tenant>, op: impl Fn(&Tenant) -> Result<T>) -> Result<T> {
+        let mut current = Arc::clone(tenant);
+        for _ in 0..8 {
+            match op(&current) {
+                Err(EngineError::Evicted) => {}
+                other => return other,
+            }
+            let slot = self.slot(current.name().as_str())?;
+            if slot.record.incarnation != current.incarnation() {
+                return Err(EngineError::TenantNotFound);
+            }
+            current = self.load(&slot)?;
+        }
+        Err(EngineError::Evicted)
+    }
+
+    /// Evicts least recently used, unpinned tenants until the loaded ones
+    /// fit the memory budget. Returns how many were evicted. The server
+    /// calls it periodically (writes grow tenants without loading any);
+    /// loads call it themselves.
+    pub fn enforce_memory_budget(&self) -> Result<usize> {
+        self.enforce_memory_budget_keeping(None)
+    }
+
+    fn enforce_memory_budget_keeping(&self, keep: Option<&TenantName>) -> Result<usize> {
+        let budget = self.config.memory_budget_bytes;
+        if budget == 0 {
+            return Ok(0);
+        }
+        let Some(_pass) = self.evicting.try_lock() else {
+            return Ok(0);
+        };
+        let slots: Vec<Arc<Slot>> = self.tenants.read().values().cloned().collect();
+        let mut total = 0u64;
+        let mut candidates = Vec::new();
+        for slot in slots {
+            let Some(tenant) = slot.loaded() else {
+                continue;
+            };
+            let bytes = tenant.resident_bytes();
+            total += bytes;
+            if !slot.pinned.load(Ordering::Acquire) && Some(&slot.name) != keep {
+                candidates.push((slot.last_tick.load(Ordering::Relaxed), bytes, slot));
+            }
+        }
+        if total <= budget {
+            return Ok(0);
+        }
+        candidates.sort_by_key(|c| c.0);
+        let mut evicted = 0;
+        for (_, bytes, slot) in candidates {
+            if total <= budget {
+                break;
+            }
+            if self.evict(&slot)? {
+                total = total.saturating_sub(bytes);
+                evicted += 1;
+            }
+        }
+        tracing::debug!(evicted, resident = total, budget, "memory budget enforced");
+        Ok(evicted)
+    }
+
+    /// Moves a loaded tenant to cold; false if it was not loaded. Loads of
+    /// it wait until this is done.
+    fn evict(&self, slot: &Slot) -> Result<bool> {
         let dropped = slot.loading.lock();
         if *dropped {
-            return Err(EngineError::TenantNotFound);
+            return Ok(false);
         }
-        if let Some(tenant) = slot.loaded() {
-            return Ok(tenant);
+        let Some(tenant) = slot.loaded.write().take() else {
+            return Ok(false);
+        };
+        if let Err(e) = tenant.evict() {
+            *slot.loaded.write() = Some(tenant);
+            return Err(e);
         }
-        let started = std::time::Instant::now();
-        let store = self.storage.open_tenant(&slot.record)?;
-        let tenant = Tenant::open(
-            slot.name.clone(),
-            slot.record.clone(),
-            slot.spec.clone(),
-            store,
-            Arc::clone(&self.config),
-            &self.node_secret,
+        *slot.last_known.lock() = (tenant.count(None).unwrap_or(0), tenant.payload_bytes());
+        let mut evicted = slot.evicted.lock();
+        evicted.retain(|w| w.strong_count() > 0);
+        evicted.push(Arc::downgrade(&tenant));
+        drop(evicted);
+        drop(dropped);
+        tracing::debug!(tenant = %slot.name, "tenant evicted to cold");
+        Ok(true)
+    }
+
+    /// Pins or unpins a tenant: a pinned tenant is never evicted by the
+    /// memory budget. Kept across restarts.
+    pub fn pin_tenant(&self, name: &str, pinned: bool) -> Result<TenantInfo> {
+        let slot = self.slot(name)?;
+        let _lifecycle = self.lifecycle.lock();
+        let was = slot.pinned.swap(pinned, Ordering::AcqRel);
+        if let Err(e) = self.save_settings(&slot) {
+            slot.pinned.store(was, Ordering::Release);
+            return Err(e);
+        }
+        self.audit(
+            if pinned { "tenant.pin" } else { "tenant.unpin" },
+            name,
+            None,
         )?;
-        *slot.loaded.write() = Some(Arc::clone(&tenant));
-        tracing::debug!(tenant = %slot.name, ms = started.elapsed().as_millis() as u64, "tenant loaded");
-        Ok(tenant)
+        Ok(slot.info())
+    }
+
+    /// Loads a tenant now, ahead of its first request.
+    pub fn warm_tenant(&self, name: &str) -> Result<TenantInfo> {
+        let slot = self.slot(name)?;
+        self.load(&slot)?;
+        Ok(slot.info())
+    }
+
+    /// Evicts a tenant to cold now. A pinned tenant must be unpinned first.
+    pub fn cool_tenant(&self, name: &str) -> Result<TenantInfo> {
+        let slot = self.slot(name)?;
+        if slot.pinned.load(Ordering::Acquire) {
+            return Err(EngineError::invalid(
+                "the tenant is pinned: unpin it before cooling it",
+            ));
+        }
+        self.evict(&slot)?;
+        Ok(slot.info())
+    }
+
+    /// Replaces a tenant's quotas; they apply to requests from now on.
+    pub fn set_quotas(&self, name: &str, quotas: Quotas) -> Result<TenantInfo> {
+        let slot = self.slot(name)?;
+        let _lifecycle = self.lifecycle.lock();
+        let was = slot.limits.quotas();
+        slot.limits.set(quotas);
+        if let Err(e) = self.save_settings(&slot) {
+            slot.limits.set(was);
+            return Err(e);
+        }
+        self.audit("tenant.quotas", name, None)?;
+        Ok(slot.info())
+    }
+
+    /// Writes the slot's settings to its record. Callers hold `lifecycle`.
+    fn save_settings(&self, slot: &Slot) -> Result<()> {
+        let settings = TenantSettings {
+            spec: slot.spec.clone(),
+            quotas: slot.limits.quotas(),
+            pinned: slot.pinned.load(Ordering::Acquire),
+        };
+        match self
+            .storage
+            .update_tenant_settings(&slot.record, settings.encode()?)
+        {
+            Ok(_) => Ok(()),
+            Err(bulkhead_storage::StorageError::Gone) => Err(EngineError::TenantNotFound),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Drops a tenant: its column family, files and memory are gone when this
@@ -220,6 +433,11 @@ impl Registry {
             Some(tenant) => tenant.drop_with(erase)?,
             None => erase()?,
         }
+        for earlier in slot.evicted.lock().drain(..) {
+            if let Some(tenant) = earlier.upgrade() {
+                tenant.mark_dropped();
+            }
+        }
         drop(dropped);
         self.credentials.forget_incarnation(slot.record.incarnation);
         self.audit("tenant.drop", name.as_str(), None)?;
@@ -239,7 +457,9 @@ impl Registry {
                 if record.tenant == name.as_str()
                     && record.incarnation == slot.record.incarnation =>
             {
-                // Loaded only for a caller whose token is bound to it.
+                // Counted and loaded only for a caller whose token is
+                // bound to it.
+                slot.limits.admit_request()?;
                 self.load(&slot).map_err(|e| match e {
                     EngineError::TenantNotFound => EngineError::PermissionDenied,
                     other => other,
@@ -298,12 +518,10 @@ impl Registry {
         infos
     }
 
-    /// One tenant's shape and size (loading it if cold). For the admin
-    /// plane only.
+    /// One tenant's shape, state, size and quotas, without loading it.
+    /// For the admin plane only.
     pub fn describe_tenant(&self, name: &str) -> Result<TenantInfo> {
-        let slot = self.slot(name)?;
-        self.load(&slot)?;
-        Ok(slot.info())
+        Ok(self.slot(name)?.info())
     }
 
     /// The admin token kept in the data directory (mode 0600), created with
@@ -356,23 +574,34 @@ fn now_unix_ms() -> u64 {
 }
 
 impl Slot {
-    fn cold(name: TenantName, record: TenantRecord, spec: TenantSpec) -> Slot {
+    fn cold(name: TenantName, record: TenantRecord, settings: TenantSettings) -> Slot {
         Slot {
             name,
             record,
-            spec,
+            spec: settings.spec,
+            pinned: AtomicBool::new(settings.pinned),
+            limits: Limits::new(settings.quotas),
             loaded: RwLock::new(None),
+            evicted: Mutex::new(Vec::new()),
+            last_known: Mutex::new((0, 0)),
             last_used: AtomicU64::new(0),
+            last_tick: AtomicU64::new(0),
             loading: Mutex::new(false),
         }
     }
 
     fn info(&self) -> TenantInfo {
+        let (points, payload_bytes) = *self.last_known.lock();
         let mut info = TenantInfo {
             name: self.name.to_string(),
             spec: self.spec.clone(),
             state: TenantState::Cold,
-            points: 0,
+            points,
+            resident_bytes: 0,
+            payload_bytes,
+            quotas: self.limits.quotas(),
+            pinned: self.pinned.load(Ordering::Acquire),
+            incarnation: self.record.incarnation,
             graph_nodes: 0,
             frozen_nodes: 0,
             unfrozen_points: 0,
@@ -382,6 +611,8 @@ impl Slot {
         if let Some(tenant) = self.loaded() {
             info.state = TenantState::Active;
             info.points = tenant.count(None).unwrap_or(0);
+            info.resident_bytes = tenant.resident_bytes();
+            info.payload_bytes = tenant.payload_bytes();
             info.graph_nodes = tenant.graph_nodes();
             info.frozen_nodes = tenant.frozen_nodes();
             info.unfrozen_points = tenant.unfrozen_points();

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{EngineError, Result};
 use super::metric::Metric;
 use super::name::TrustClass;
+use super::quota::Quotas;
 
 pub const MAX_DIMENSION: u32 = 4096;
 
@@ -68,9 +69,56 @@ impl TenantSpec {
     }
 }
 
+/// What a tenant's record holds for the engine: its fixed shape and what
+/// the admin may change later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TenantSettings {
+    pub(crate) spec: TenantSpec,
+    pub(crate) quotas: Quotas,
+    /// Never evicted to cold by the memory budget.
+    pub(crate) pinned: bool,
+}
+
+impl TenantSettings {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        Ok(bulkhead_storage::encode(self)?)
+    }
+
+    /// Decodes a record's settings; records written before quotas existed
+    /// hold the spec alone.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<TenantSettings> {
+        match bulkhead_storage::decode::<TenantSettings>(bytes) {
+            Ok(settings) => Ok(settings),
+            Err(_) => Ok(TenantSettings {
+                spec: bulkhead_storage::decode(bytes)?,
+                quotas: Quotas::default(),
+                pinned: false,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_decode_records_written_before_quotas() {
+        let spec = TenantSpec::new(8, Metric::Dot);
+        let old = bulkhead_storage::encode(&spec).unwrap();
+        let settings = TenantSettings::decode(&old).unwrap();
+        assert_eq!(settings.spec, spec);
+        assert_eq!(settings.quotas, Quotas::default());
+        let new = TenantSettings {
+            quotas: Quotas {
+                max_points: 5,
+                ..Quotas::default()
+            },
+            pinned: true,
+            ..settings
+        };
+        assert_eq!(TenantSettings::decode(&new.encode().unwrap()).unwrap(), new);
+    }
 
     #[test]
     fn bounds_are_enforced_with_clear_messages() {

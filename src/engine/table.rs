@@ -18,7 +18,13 @@ pub(crate) struct LivePoint {
     pub(crate) id: Arc<str>,
     pub(crate) vector: Arc<[f32]>,
     pub(crate) payload: Arc<Payload>,
+    /// Bytes of the payload's stored JSON (for the payload quota).
+    pub(crate) payload_bytes: u32,
 }
+
+/// Heap bytes of one point besides its id, vector and payload: the
+/// table's map entries, Arc headers and the delta set, roughly.
+const POINT_OVERHEAD: usize = 160;
 
 #[derive(Debug, Default)]
 pub(crate) struct PointTable {
@@ -28,6 +34,10 @@ pub(crate) struct PointTable {
     /// Live internal ids the frozen graph does not cover (all of them when
     /// there is no frozen graph).
     delta: HashSet<u64>,
+    /// Sum of the live points' payload bytes.
+    payload_bytes: u64,
+    /// Sum of the live points' id and vector bytes.
+    data_bytes: u64,
 }
 
 impl PointTable {
@@ -57,6 +67,8 @@ impl PointTable {
         if let Some(old) = old {
             self.forget(old);
         }
+        self.payload_bytes += u64::from(point.payload_bytes);
+        self.data_bytes += data_bytes(&point);
         self.by_internal.insert(internal, point);
         if self
             .frozen
@@ -75,12 +87,27 @@ impl PointTable {
     }
 
     fn forget(&mut self, internal: u64) {
-        self.by_internal.remove(&internal);
+        if let Some(point) = self.by_internal.remove(&internal) {
+            self.payload_bytes -= u64::from(point.payload_bytes);
+            self.data_bytes -= data_bytes(&point);
+        }
         if !self.delta.remove(&internal)
             && let Some(frozen) = &self.frozen
         {
             frozen.kill(internal);
         }
+    }
+
+    /// Bytes of JSON payload the live points hold.
+    pub(crate) fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
+    }
+
+    /// Heap bytes the table holds, roughly: ids, vectors, payloads (as
+    /// parsed JSON, counted at twice their stored size) and map overhead.
+    /// The frozen graph is not included.
+    pub(crate) fn heap_bytes(&self) -> u64 {
+        self.data_bytes + 2 * self.payload_bytes + (self.len() * POINT_OVERHEAD) as u64
     }
 
     /// The frozen graph searches see, if any.
@@ -128,4 +155,8 @@ impl PointTable {
             .range::<str, _>((start, Bound::Unbounded))
             .filter_map(|(_, internal)| self.by_internal.get(internal))
     }
+}
+
+fn data_bytes(point: &LivePoint) -> u64 {
+    (point.id.len() + std::mem::size_of_val(&*point.vector)) as u64
 }

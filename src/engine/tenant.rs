@@ -25,6 +25,7 @@ use super::name::TenantName;
 use super::point::{
     Payload, Point, PointInput, ScoredPoint, check_id, check_vector, validate_batch,
 };
+use super::quota::{Limits, SearchPermit};
 use super::spec::TenantSpec;
 use super::table::{LivePoint, PointTable};
 
@@ -91,6 +92,10 @@ pub struct Tenant {
     graph_on_disk: AtomicBool,
     writer: Mutex<WriterState>,
     dropped: AtomicBool,
+    /// Set when the registry moved the tenant out of memory: this handle
+    /// still reads, but writes go to the tenant's next load.
+    evicted: AtomicBool,
+    limits: Arc<Limits>,
     maintaining: AtomicBool,
     maintenance: Mutex<Option<JoinHandle<()>>>,
     this: Weak<Tenant>,
@@ -245,6 +250,7 @@ impl Tenant {
         store: TenantStore,
         config: Arc<EngineConfig>,
         node_secret: &[u8; 32],
+        limits: Arc<Limits>,
     ) -> Result<Arc<Tenant>> {
         let next_internal = store.next_internal_id()?;
         let mut table = PointTable::default();
@@ -257,6 +263,7 @@ impl Tenant {
                         id: id.into(),
                         vector: stored.vector.into(),
                         payload: Arc::new(payload),
+                        payload_bytes: stored.payload.len() as u32,
                     },
                 );
             }
@@ -326,6 +333,8 @@ impl Tenant {
                 since_snapshot: replayed,
             }),
             dropped: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            limits,
             maintaining: AtomicBool::new(false),
             maintenance: Mutex::new(None),
             this: this.clone(),
@@ -394,13 +403,91 @@ impl Tenant {
         Ok(())
     }
 
+    /// For writes and background work: the tenant is neither dropped nor
+    /// evicted (an evicted handle's writes would race its next load).
+    fn check_writable(&self) -> Result<()> {
+        self.check_alive()?;
+        if self.evicted.load(Ordering::Acquire) {
+            return Err(EngineError::Evicted);
+        }
+        Ok(())
+    }
+
+    /// Counts a search against the tenant's `max_concurrent_searches`
+    /// quota until the permit drops. The server takes one before queueing
+    /// a search; in-process callers need not.
+    pub fn begin_search(&self) -> Result<SearchPermit> {
+        self.limits.begin_search()
+    }
+
+    /// Heap and mapped bytes this load of the tenant holds, roughly: the
+    /// point table, the frozen graph and hnsw_rs's graph when loaded. What
+    /// the memory budget counts.
+    pub fn resident_bytes(&self) -> u64 {
+        let (table, frozen) = {
+            let table = self.table.read();
+            (
+                table.heap_bytes(),
+                table.frozen().map_or(0, |f| f.byte_len()),
+            )
+        };
+        let graph = self.graph.read().as_ref().map_or(0, |g| {
+            // hnsw_rs keeps each vector and, per node, about 2M neighbour
+            // entries (id, distance, Arc) on layer 0.
+            let per_node =
+                4 * self.spec.dimension as u64 + 2 * u64::from(self.spec.index.m) * 24 + 96;
+            g.len() as u64 * per_node
+        });
+        table + frozen as u64 + graph
+    }
+
+    /// Bytes of JSON payload the tenant's points hold.
+    pub(crate) fn payload_bytes(&self) -> u64 {
+        self.table.read().payload_bytes()
+    }
+
+    /// Whether this load was moved out of memory.
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
+    }
+
+    /// Checks that a batch keeps the tenant within its point and payload
+    /// quotas. Called with the writer lock held, so the table cannot change
+    /// between this check and the batch.
+    fn check_quotas(&self, points: &[PointInput], payload_bytes: &[Vec<u8>]) -> Result<()> {
+        let q = self.limits.quotas();
+        if q.max_points == 0 && q.max_payload_bytes == 0 {
+            return Ok(());
+        }
+        let table = self.table.read();
+        // The last occurrence of an id in the batch is the one that stays.
+        let mut last = std::collections::HashMap::new();
+        for (i, p) in points.iter().enumerate() {
+            last.insert(p.id.as_str(), i);
+        }
+        let mut added = 0u64;
+        let mut payload = table.payload_bytes();
+        for (id, &i) in &last {
+            match table.by_id(id) {
+                Some(old) => payload -= u64::from(old.payload_bytes),
+                None => added += 1,
+            }
+            payload += payload_bytes[i].len() as u64;
+        }
+        let before = table.len() as u64;
+        self.limits
+            .check_size(before, before + added, table.payload_bytes(), payload)
+    }
+
     /// Inserts or replaces points. The batch is applied whole or not at all;
     /// it is durable when this returns.
     pub fn upsert(&self, points: &[PointInput]) -> Result<()> {
-        self.check_alive()?;
+        self.check_writable()?;
         let payload_bytes = validate_batch(&self.spec, points)?;
         let mut writer = self.writer.lock();
-        self.check_alive()?;
+        self.check_writable()?;
+        self.check_quotas(points, &payload_bytes)?;
+        let sizes: Vec<u32> = payload_bytes.iter().map(|p| p.len() as u32).collect();
         let first = writer.next_internal;
         let writes: Vec<PointWrite> = points
             .iter()
@@ -427,6 +514,7 @@ impl Tenant {
                     id: p.id.as_str().into(),
                     vector: p.vector.as_slice().into(),
                     payload: Arc::new(p.payload.clone()),
+                    payload_bytes: sizes[i],
                 };
                 (first + i as u64, point)
             })
@@ -454,10 +542,10 @@ impl Tenant {
 
     /// Deletes points by id; returns how many existed.
     pub fn delete(&self, ids: &[String]) -> Result<usize> {
-        self.check_alive()?;
+        self.check_writable()?;
         check_ids(ids)?;
         let writer = self.writer.lock();
-        self.check_alive()?;
+        self.check_writable()?;
         let existing: Vec<String> = {
             let table = self.table.read();
             let mut seen = HashSet::new();
@@ -471,9 +559,9 @@ impl Tenant {
 
     /// Deletes every point that matches `filter`; returns how many.
     pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
-        self.check_alive()?;
+        self.check_writable()?;
         let writer = self.writer.lock();
-        self.check_alive()?;
+        self.check_writable()?;
         let matching: Vec<String> = self
             .table
             .read()
@@ -686,6 +774,7 @@ impl Tenant {
     /// none runs.
     fn maybe_maintain(&self, snapshot_due: bool) {
         if !(snapshot_due || self.freeze_due() || self.needs_rebuild())
+            || self.is_evicted()
             || self.maintaining.swap(true, Ordering::AcqRel)
         {
             return;
@@ -700,9 +789,14 @@ impl Tenant {
                 loop {
                     let outcome = this.maintain();
                     this.maintaining.store(false, Ordering::Release);
-                    if let Err(e) = outcome {
-                        tracing::warn!(tenant = %this.name, error = %e, "background maintenance failed");
-                        break;
+                    match outcome {
+                        Ok(()) => {}
+                        // Evicted or dropped meanwhile: nothing left to do.
+                        Err(EngineError::Evicted | EngineError::TenantNotFound) => break,
+                        Err(e) => {
+                            tracing::warn!(tenant = %this.name, error = %e, "background maintenance failed");
+                            break;
+                        }
                     }
                     // Writes that came while this ran did not start another
                     // run: do what they made due before leaving.
@@ -729,12 +823,12 @@ impl Tenant {
             return self.rebuild();
         }
         let mut writer = self.writer.lock();
-        self.check_alive()?;
+        self.check_writable()?;
         if self.freeze_due() {
             self.freeze(&mut writer);
         }
         if writer.since_snapshot >= self.config.snapshot_every_points {
-            self.save_snapshot(&mut writer)?;
+            self.save_snapshot(&mut writer, true)?;
         }
         Ok(())
     }
@@ -774,14 +868,14 @@ impl Tenant {
                 .collect();
             (writer.next_internal, live)
         };
-        self.check_alive()?;
+        self.check_writable()?;
         let graph = Graph::new(&self.spec, live.len());
         let nodes: Vec<(u64, &[f32])> = live.iter().map(|(i, v)| (*i, &v[..])).collect();
         graph.insert(&nodes);
         drop(nodes);
         drop(live);
         let mut writer = self.writer.lock();
-        self.check_alive()?;
+        self.check_writable()?;
         {
             let table = self.table.read();
             let newer: Vec<(u64, &[f32])> = table
@@ -799,16 +893,18 @@ impl Tenant {
         if self.table.read().len() > self.config.full_scan_points {
             self.freeze(&mut writer);
         }
-        self.save_snapshot(&mut writer)
+        self.save_snapshot(&mut writer, true)
     }
 
     /// Writes the current graph as the tenant's snapshot, with its frozen
-    /// layout (frozen again first if points came after it). Holding the
-    /// writer lock guarantees no insert runs while hnsw_rs dumps.
-    fn save_snapshot(&self, writer: &mut WriterState) -> Result<()> {
+    /// layout (with `refreeze`, frozen again first if points came after
+    /// it; without, the next load scans those points exactly, as this one
+    /// does, and answers alike). Holding the writer lock guarantees no
+    /// insert runs while hnsw_rs dumps.
+    fn save_snapshot(&self, writer: &mut WriterState, refreeze: bool) -> Result<()> {
         self.check_alive()?;
         if let Some(graph) = self.graph.read().clone() {
-            let stale = {
+            let stale = refreeze && {
                 let table = self.table.read();
                 table.delta_len() > 0 && table.len() > self.config.full_scan_points
             };
@@ -834,9 +930,33 @@ impl Tenant {
         }
         let mut writer = self.writer.lock();
         if writer.since_snapshot > 0 && !self.dropped.load(Ordering::Acquire) {
-            self.save_snapshot(&mut writer)?;
+            self.save_snapshot(&mut writer, true)?;
         }
         Ok(())
+    }
+
+    /// Moves this load out of memory: refuses later writes (they go to the
+    /// tenant's next load), waits for background work and writes, and
+    /// snapshots the graph if it changed, so the next load maps it instead
+    /// of replaying. Readers holding this handle keep reading what it had.
+    pub(crate) fn evict(&self) -> Result<()> {
+        self.evicted.store(true, Ordering::Release);
+        self.wait_for_maintenance();
+        let mut writer = self.writer.lock();
+        if writer.since_snapshot > 0
+            && !self.dropped.load(Ordering::Acquire)
+            && let Err(e) = self.save_snapshot(&mut writer, false)
+        {
+            self.evicted.store(false, Ordering::Release);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Marks an evicted load dropped too, so its last readers see the
+    /// tenant gone.
+    pub(crate) fn mark_dropped(&self) {
+        self.dropped.store(true, Ordering::Release);
     }
 
     /// Marks the tenant dropped and runs `erase` with the writer lock held,

@@ -8,3 +8,4 @@ mod filters;
 mod model;
 mod points;
 mod restart;
+mod scale;
