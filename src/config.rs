@@ -6,6 +6,7 @@
 //! data_dir = "/var/lib/bulkhead"
 //! listen = "127.0.0.1:50551"
 //! tenants_per_shelf = 100
+//! memory_budget_mib = 8192         # loaded tenants; LRU ones go cold beyond
 //! embedder_secret = "..."          # what the sidecars expect
 //!
 //! [embedders]                      # trust class -> embedding sidecar
@@ -39,6 +40,10 @@ pub struct ServeArgs {
     /// Most tenants per shelf (RocksDB instance) [default: 100].
     #[arg(long, env = "BULKHEAD_TENANTS_PER_SHELF")]
     pub tenants_per_shelf: Option<usize>,
+    /// MiB the loaded tenants may hold before the least recently used go
+    /// cold; 0 for no budget [default: half of RAM].
+    #[arg(long, env = "BULKHEAD_MEMORY_BUDGET_MIB")]
+    pub memory_budget_mib: Option<u64>,
     /// An embedding sidecar for a trust class, as CLASS=URL (repeatable).
     #[arg(long = "embedder", env = "BULKHEAD_EMBEDDERS", value_delimiter = ',')]
     pub embedders: Vec<String>,
@@ -63,6 +68,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     tenants_per_shelf: Option<usize>,
+    memory_budget_mib: Option<u64>,
     embedder_secret: Option<String>,
     #[serde(default)]
     embedders: HashMap<String, String>,
@@ -76,6 +82,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub tenants_per_shelf: usize,
+    /// None: the engine's default (half of RAM); 0: no budget.
+    pub memory_budget_mib: Option<u64>,
     /// Trust class -> embedding sidecar URL.
     pub embedders: HashMap<String, String>,
     pub embedder_secret: Option<String>,
@@ -127,6 +135,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             listen: self.listen.or(file.listen).unwrap_or(default_listen),
             tenants_per_shelf,
+            memory_budget_mib: self.memory_budget_mib.or(file.memory_budget_mib),
         })
     }
 }

@@ -58,6 +58,13 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
         let data_dir = config.data_dir.clone();
         let mut engine = EngineConfig::default();
         engine.storage.tenants_per_shelf = config.tenants_per_shelf;
+        if let Some(mib) = config.memory_budget_mib {
+            engine.memory_budget_bytes = mib * 1024 * 1024;
+        }
+        tracing::info!(
+            memory_budget_mib = engine.memory_budget_bytes / (1024 * 1024),
+            "memory budget for loaded tenants"
+        );
         let registry =
             tokio::task::spawn_blocking(move || Registry::open(&data_dir, engine)).await??;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory open");

@@ -35,6 +35,26 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let embedders = Arc::new(embedders);
+    // Writes grow loaded tenants without loading any: check the memory
+    // budget every second too, not only when a tenant loads.
+    let budget = {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                let registry = Arc::clone(&registry);
+                match tokio::task::spawn_blocking(move || registry.enforce_memory_budget()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "evicting to the memory budget failed")
+                    }
+                    Err(e) => tracing::error!(error = %e, "memory budget task failed"),
+                }
+            }
+        })
+    };
     tracing::info!(addr = %listener.local_addr()?, "serving");
     tonic::transport::Server::builder()
         .add_service(health)
@@ -48,6 +68,7 @@ pub async fn run(
             shutdown,
         )
         .await?;
+    budget.abort();
     tokio::task::spawn_blocking(move || registry.close()).await??;
     tracing::info!("stopped");
     Ok(())

@@ -59,9 +59,20 @@ impl AdminClient {
         name: &str,
         spec: proto::TenantSpec,
     ) -> Result<proto::TenantInfo> {
+        self.create_tenant_with_quotas(name, spec, None).await
+    }
+
+    /// Creates a tenant with a full spec and quotas.
+    pub async fn create_tenant_with_quotas(
+        &self,
+        name: &str,
+        spec: proto::TenantSpec,
+        quotas: Option<proto::Quotas>,
+    ) -> Result<proto::TenantInfo> {
         let request = self.request(proto::CreateTenantRequest {
             name: name.into(),
             spec: Some(spec),
+            quotas,
         });
         let response = self
             .admin
@@ -104,6 +115,40 @@ impl AdminClient {
             .describe_tenant(request)
             .await?
             .into_inner())
+    }
+
+    /// Replaces a tenant's quotas (a field left 0 is unlimited).
+    pub async fn set_quotas(&self, name: &str, quotas: proto::Quotas) -> Result<proto::TenantInfo> {
+        let request = self.request(proto::SetQuotasRequest {
+            name: name.into(),
+            quotas: Some(quotas),
+        });
+        let response = self.admin.clone().set_quotas(request).await?.into_inner();
+        Ok(response.tenant.unwrap_or_default())
+    }
+
+    /// Pins (never evicted by the memory budget) or unpins a tenant.
+    pub async fn pin_tenant(&self, name: &str, pinned: bool) -> Result<proto::TenantInfo> {
+        let request = self.request(proto::PinTenantRequest {
+            name: name.into(),
+            pinned,
+        });
+        let response = self.admin.clone().pin_tenant(request).await?.into_inner();
+        Ok(response.tenant.unwrap_or_default())
+    }
+
+    /// Loads a cold tenant now.
+    pub async fn warm_tenant(&self, name: &str) -> Result<proto::TenantInfo> {
+        let request = self.request(proto::WarmTenantRequest { name: name.into() });
+        let response = self.admin.clone().warm_tenant(request).await?.into_inner();
+        Ok(response.tenant.unwrap_or_default())
+    }
+
+    /// Evicts a tenant to cold now.
+    pub async fn cool_tenant(&self, name: &str) -> Result<proto::TenantInfo> {
+        let request = self.request(proto::CoolTenantRequest { name: name.into() });
+        let response = self.admin.clone().cool_tenant(request).await?.into_inner();
+        Ok(response.tenant.unwrap_or_default())
     }
 
     pub async fn issue_token(&self, tenant: &str) -> Result<IssuedToken> {

@@ -51,9 +51,10 @@ impl AdminService for AdminApi {
         self.token.check(&request)?;
         let r = request.get_ref();
         let (name, spec) = (r.name.clone(), convert::tenant_spec(r.spec.clone())?);
+        let quotas = convert::quotas(r.quotas);
         let info = self
             .run(move |reg| {
-                reg.create_tenant(&name, spec)?;
+                reg.create_tenant_with_quotas(&name, spec, quotas)?;
                 reg.describe_tenant(&name)
             })
             .await?;
@@ -70,9 +71,9 @@ impl AdminService for AdminApi {
         let name = request.get_ref().name.clone();
         let (class, incarnation) = self
             .run(move |reg| {
-                let tenant = reg.tenant(&name)?;
+                let info = reg.describe_tenant(&name)?;
                 reg.drop_tenant(&name)?;
-                Ok((tenant.spec().trust_class.clone(), tenant.incarnation()))
+                Ok((info.spec.trust_class, info.incarnation))
             })
             .await?;
         self.embedders.forget(class.as_str(), incarnation).await;
@@ -96,24 +97,65 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::DescribeTenantResponse>, Status> {
         self.token.check(&request)?;
         let name = request.get_ref().name.clone();
-        let (info, class, incarnation) = self
-            .run(move |reg| {
-                let tenant = reg.tenant(&name)?;
-                let info = reg.describe_tenant(&name)?;
-                Ok((
-                    info,
-                    tenant.spec().trust_class.clone(),
-                    tenant.incarnation(),
-                ))
-            })
-            .await?;
+        let info = self.run(move |reg| reg.describe_tenant(&name)).await?;
         let embedding_cache = self
             .embedders
-            .cache_stats(class.as_str(), incarnation)
+            .cache_stats(info.spec.trust_class.as_str(), info.incarnation)
             .await;
         Ok(Response::new(proto::DescribeTenantResponse {
             tenant: Some(convert::tenant_info(info)),
             embedding_cache,
+        }))
+    }
+
+    async fn set_quotas(
+        &self,
+        request: Request<proto::SetQuotasRequest>,
+    ) -> Result<Response<proto::SetQuotasResponse>, Status> {
+        self.token.check(&request)?;
+        let r = request.into_inner();
+        let quotas = convert::quotas(r.quotas);
+        let info = self.run(move |reg| reg.set_quotas(&r.name, quotas)).await?;
+        Ok(Response::new(proto::SetQuotasResponse {
+            tenant: Some(convert::tenant_info(info)),
+        }))
+    }
+
+    async fn pin_tenant(
+        &self,
+        request: Request<proto::PinTenantRequest>,
+    ) -> Result<Response<proto::PinTenantResponse>, Status> {
+        self.token.check(&request)?;
+        let r = request.into_inner();
+        let info = self
+            .run(move |reg| reg.pin_tenant(&r.name, r.pinned))
+            .await?;
+        Ok(Response::new(proto::PinTenantResponse {
+            tenant: Some(convert::tenant_info(info)),
+        }))
+    }
+
+    async fn warm_tenant(
+        &self,
+        request: Request<proto::WarmTenantRequest>,
+    ) -> Result<Response<proto::WarmTenantResponse>, Status> {
+        self.token.check(&request)?;
+        let name = request.into_inner().name;
+        let info = self.run(move |reg| reg.warm_tenant(&name)).await?;
+        Ok(Response::new(proto::WarmTenantResponse {
+            tenant: Some(convert::tenant_info(info)),
+        }))
+    }
+
+    async fn cool_tenant(
+        &self,
+        request: Request<proto::CoolTenantRequest>,
+    ) -> Result<Response<proto::CoolTenantResponse>, Status> {
+        self.token.check(&request)?;
+        let name = request.into_inner().name;
+        let info = self.run(move |reg| reg.cool_tenant(&name)).await?;
+        Ok(Response::new(proto::CoolTenantResponse {
+            tenant: Some(convert::tenant_info(info)),
         }))
     }
 

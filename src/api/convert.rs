@@ -5,7 +5,8 @@ use serde_json::{Map, Number, Value};
 use tonic::Status;
 
 use crate::engine::{
-    self, Filter, Metric, Payload, PointInput, TenantInfo, TenantSpec, TenantState, TrustClass,
+    self, Filter, Metric, Payload, PointInput, Quotas, TenantInfo, TenantSpec, TenantState,
+    TrustClass,
 };
 use crate::proto;
 
@@ -223,6 +224,26 @@ pub(crate) fn tenant_spec(spec: Option<proto::TenantSpec>) -> Result<TenantSpec,
     Ok(out)
 }
 
+/// Quotas from the wire; absent is none (every field 0 is unlimited).
+pub(crate) fn quotas(q: Option<proto::Quotas>) -> Quotas {
+    let q = q.unwrap_or_default();
+    Quotas {
+        max_points: q.max_points,
+        max_requests_per_second: q.max_requests_per_second,
+        max_concurrent_searches: q.max_concurrent_searches,
+        max_payload_bytes: q.max_payload_bytes,
+    }
+}
+
+pub(crate) fn quotas_out(q: Quotas) -> proto::Quotas {
+    proto::Quotas {
+        max_points: q.max_points,
+        max_requests_per_second: q.max_requests_per_second,
+        max_concurrent_searches: q.max_concurrent_searches,
+        max_payload_bytes: q.max_payload_bytes,
+    }
+}
+
 pub(crate) fn tenant_info(info: TenantInfo) -> proto::TenantInfo {
     let metric = match info.spec.metric {
         Metric::Cosine => proto::Metric::Cosine,
@@ -248,5 +269,9 @@ pub(crate) fn tenant_info(info: TenantInfo) -> proto::TenantInfo {
             TenantState::Active => proto::TenantState::Active,
             TenantState::Cold => proto::TenantState::Cold,
         } as i32,
+        quotas: Some(quotas_out(info.quotas)),
+        pinned: info.pinned,
+        resident_bytes: info.resident_bytes,
+        payload_bytes: info.payload_bytes,
     }
 }

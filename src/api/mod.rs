@@ -8,6 +8,7 @@ mod auth;
 mod convert;
 mod embedders;
 mod points;
+mod search_gate;
 mod status;
 
 pub use admin::AdminApi;

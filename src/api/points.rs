@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::bearer;
 use super::embedders::Embedders;
+use super::search_gate::SearchGate;
 use super::status::{Plane, to_status};
 use super::{blocking, convert};
 use crate::engine::{MAX_BATCH_POINTS, PointInput, Registry, SearchRequest, Tenant};
@@ -20,13 +21,27 @@ const DEFAULT_K: u32 = 10;
 pub struct PointsApi {
     registry: Arc<Registry>,
     embedders: Arc<Embedders>,
+    searches: Arc<SearchGate>,
 }
 
 impl PointsApi {
+    /// The data plane, running as many searches at once as there are CPUs.
     pub fn new(registry: Arc<Registry>, embedders: Arc<Embedders>) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::with_search_slots(registry, embedders, cpus)
+    }
+
+    /// The data plane, running at most `slots` searches at once; more
+    /// queue, and the least served tenant's search runs next.
+    pub fn with_search_slots(
+        registry: Arc<Registry>,
+        embedders: Arc<Embedders>,
+        slots: usize,
+    ) -> Self {
         PointsApi {
             registry,
             embedders,
+            searches: Arc::new(SearchGate::new(slots)),
         }
     }
 
@@ -154,7 +169,12 @@ impl PointsService for PointsApi {
             .collect::<Result<Vec<_>, _>>()?;
         self.embed_texts(&tenant, &mut points).await?;
         let upserted = points.len() as u64;
-        blocking(move || tenant.upsert(&points), Plane::Data).await?;
+        let registry = Arc::clone(&self.registry);
+        blocking(
+            move || registry.run(&tenant, |t| t.upsert(&points)),
+            Plane::Data,
+        )
+        .await?;
         Ok(Response::new(proto::UpsertResponse { upserted }))
     }
 
@@ -180,13 +200,22 @@ impl PointsService for PointsApi {
     ) -> Result<Response<proto::DeleteResponse>, Status> {
         use proto::delete_request::Selector;
         let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let registry = Arc::clone(&self.registry);
         let deleted = match request.into_inner().selector {
             Some(Selector::Ids(ids)) => {
-                blocking(move || tenant.delete(&ids.ids), Plane::Data).await?
+                blocking(
+                    move || registry.run(&tenant, |t| t.delete(&ids.ids)),
+                    Plane::Data,
+                )
+                .await?
             }
             Some(Selector::Filter(f)) => {
                 let f = convert::filter(f)?;
-                blocking(move || tenant.delete_by_filter(&f), Plane::Data).await?
+                blocking(
+                    move || registry.run(&tenant, |t| t.delete_by_filter(&f)),
+                    Plane::Data,
+                )
+                .await?
             }
             None => return Err(Status::invalid_argument("delete needs ids or a filter")),
         };
@@ -240,6 +269,10 @@ impl PointsService for PointsApi {
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
         let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        // Counted against the tenant's concurrency quota while queued too.
+        let _permit = tenant
+            .begin_search()
+            .map_err(|e| to_status(e, Plane::Data))?;
         let r = request.into_inner();
         let vector = match (r.vector.is_empty(), r.text.is_empty()) {
             (false, false) => {
@@ -262,7 +295,12 @@ impl PointsService for PointsApi {
             with_payload: r.with_payload,
             with_vector: r.with_vector,
         };
-        let hits = blocking(move || tenant.search(&search), Plane::Data).await?;
+        let cost = search.ef.unwrap_or(crate::engine::DEFAULT_EF).max(search.k) as u64;
+        let incarnation = tenant.incarnation();
+        let hits = self
+            .searches
+            .run(incarnation, cost, move || tenant.search(&search))
+            .await?;
         Ok(Response::new(proto::SearchResponse {
             points: hits.into_iter().map(convert::scored_out).collect(),
         }))

@@ -57,13 +57,57 @@ enum TenantCommand {
         /// HNSW build candidate list (8-4096, default 200).
         #[arg(long)]
         ef_construction: Option<u32>,
+        #[command(flatten)]
+        quotas: QuotaArgs,
     },
     /// List every tenant.
     List,
-    /// Show one tenant.
+    /// Show one tenant (without loading it).
     Describe { name: String },
+    /// Replace a tenant's quotas (an unset one becomes unlimited).
+    Quotas {
+        name: String,
+        #[command(flatten)]
+        quotas: QuotaArgs,
+    },
+    /// Pin a tenant: the memory budget never evicts it.
+    Pin { name: String },
+    /// Unpin a tenant.
+    Unpin { name: String },
+    /// Load a cold tenant now.
+    Warm { name: String },
+    /// Evict a tenant to cold now (refused while pinned).
+    Cool { name: String },
     /// Drop a tenant: its data, files and tokens are gone when this returns.
     Drop { name: String },
+}
+
+/// Per-tenant quotas; unset or 0 is unlimited.
+#[derive(Debug, Args)]
+struct QuotaArgs {
+    /// Most live points.
+    #[arg(long)]
+    max_points: Option<u64>,
+    /// Most data-plane requests per second.
+    #[arg(long)]
+    max_requests_per_second: Option<u32>,
+    /// Most searches in flight at once.
+    #[arg(long)]
+    max_concurrent_searches: Option<u32>,
+    /// Most bytes of JSON payload in total.
+    #[arg(long)]
+    max_payload_bytes: Option<u64>,
+}
+
+impl QuotaArgs {
+    fn to_proto(&self) -> proto::Quotas {
+        proto::Quotas {
+            max_points: self.max_points.unwrap_or(0),
+            max_requests_per_second: self.max_requests_per_second.unwrap_or(0),
+            max_concurrent_searches: self.max_concurrent_searches.unwrap_or(0),
+            max_payload_bytes: self.max_payload_bytes.unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +132,7 @@ fn metric_name(metric: i32) -> &'static str {
 fn tenant_json(t: &proto::TenantInfo) -> serde_json::Value {
     let spec = t.spec.clone().unwrap_or_default();
     let index = spec.index.unwrap_or_default();
+    let quotas = t.quotas.unwrap_or_default();
     json!({
         "name": t.name,
         "dimension": spec.dimension,
@@ -100,8 +145,17 @@ fn tenant_json(t: &proto::TenantInfo) -> serde_json::Value {
             Ok(proto::TenantState::Cold) => "cold",
             _ => "unknown",
         },
+        "pinned": t.pinned,
         "points": t.points,
         "graph_nodes": t.graph_nodes,
+        "resident_bytes": t.resident_bytes,
+        "payload_bytes": t.payload_bytes,
+        "quotas": {
+            "max_points": quotas.max_points,
+            "max_requests_per_second": quotas.max_requests_per_second,
+            "max_concurrent_searches": quotas.max_concurrent_searches,
+            "max_payload_bytes": quotas.max_payload_bytes,
+        },
         "created_unix_ms": t.created_unix_ms,
         "last_used_unix_ms": (t.last_used_unix_ms > 0).then_some(t.last_used_unix_ms),
     })
@@ -120,6 +174,14 @@ fn tenant_line(t: &proto::TenantInfo) -> String {
     )
 }
 
+fn print_tenant(json: bool, done: &str, t: &proto::TenantInfo) {
+    if json {
+        print_json(&tenant_json(t));
+    } else {
+        println!("{done} {}", tenant_line(t));
+    }
+}
+
 impl AdminArgs {
     pub async fn run(self) -> CliResult {
         let token = self
@@ -135,6 +197,7 @@ impl AdminArgs {
                 trust_class,
                 m,
                 ef_construction,
+                quotas,
             }) => {
                 let spec = proto::TenantSpec {
                     dimension: dim,
@@ -149,7 +212,9 @@ impl AdminArgs {
                     }),
                     trust_class: trust_class.unwrap_or_default(),
                 };
-                let info = admin.create_tenant_with(&name, spec).await?;
+                let info = admin
+                    .create_tenant_with_quotas(&name, spec, Some(quotas.to_proto()))
+                    .await?;
                 if json {
                     print_json(&tenant_json(&info))
                 } else {
@@ -182,6 +247,22 @@ impl AdminArgs {
                         );
                     }
                 }
+            }
+            AdminCommand::Tenant(TenantCommand::Quotas { name, quotas }) => {
+                let info = admin.set_quotas(&name, quotas.to_proto()).await?;
+                print_tenant(json, "quotas set", &info);
+            }
+            AdminCommand::Tenant(TenantCommand::Pin { name }) => {
+                print_tenant(json, "pinned", &admin.pin_tenant(&name, true).await?);
+            }
+            AdminCommand::Tenant(TenantCommand::Unpin { name }) => {
+                print_tenant(json, "unpinned", &admin.pin_tenant(&name, false).await?);
+            }
+            AdminCommand::Tenant(TenantCommand::Warm { name }) => {
+                print_tenant(json, "warmed", &admin.warm_tenant(&name).await?);
+            }
+            AdminCommand::Tenant(TenantCommand::Cool { name }) => {
+                print_tenant(json, "cooled", &admin.cool_tenant(&name).await?);
             }
             AdminCommand::Tenant(TenantCommand::Drop { name }) => {
                 admin.drop_tenant(&name).await?;

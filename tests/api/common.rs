@@ -77,9 +77,20 @@ impl TestServer {
 
     /// Creates a tenant of `spec` and returns a token for it.
     pub async fn tenant_with(&self, name: &str, spec: proto::TenantSpec) -> String {
+        self.tenant_with_quotas(name, spec, None).await
+    }
+
+    /// Creates a tenant of `spec` with `quotas` and returns a token for it.
+    pub async fn tenant_with_quotas(
+        &self,
+        name: &str,
+        spec: proto::TenantSpec,
+        quotas: Option<proto::Quotas>,
+    ) -> String {
         let request = proto::CreateTenantRequest {
             name: name.into(),
             spec: Some(spec),
+            quotas,
         };
         self.admin()
             .create_tenant(with_token(request, ADMIN))

@@ -8,5 +8,6 @@ mod common;
 mod crud;
 mod embed;
 mod lifecycle;
+mod quotas;
 mod sdk;
 mod sigterm;

@@ -25,6 +25,7 @@ async fn sigterm_during_writes_loses_no_acknowledged_write() {
             proto::CreateTenantRequest {
                 name: "steady".into(),
                 spec: Some(spec),
+                quotas: None,
             },
             ADMIN,
         ))
