@@ -12,13 +12,20 @@
 //! fresh process, which times the first query (it loads the tenant) and the
 //! next one.
 //!
+//! Noisy neighbour: a victim tenant searches from one client while a
+//! neighbour with a request-rate quota floods the same server at 10x that
+//! quota from 8 clients; the victim's p50/p99 quiet vs during the flood
+//! (and during a flood by a tenant with no quota, where only the fair
+//! search queue protects the victim).
+//!
 //! Many tenants: `--many` counts (default 1,000) of `--many-size` points
 //! each (default 100): create time, reopen time, resident memory per
 //! tenant, and query latency under a Zipf mix of tenants.
 //!
 //! `cargo bench --bench load -- [--n 20000] [--dim 128] [--queries 1000]
 //! [--ef 16,32,64,128,256] [--tenants 100] [--many 1000,10000]
-//! [--many-size 100] [--data DIR] [--out DIR] [--skip grpc,isolation,writes,many]`
+//! [--many-size 100] [--data DIR] [--out DIR]
+//! [--skip grpc,isolation,writes,noisy,many]`
 //!
 //! `--data DIR` runs on a dataset made elsewhere: DIR/base.fvecs and
 //! DIR/queries.fvecs (e.g. real text embeddings from the embedder's
@@ -38,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use bulkhead::api::{AdminToken, Embedders};
 use bulkhead::engine::{
-    EngineConfig, Filter, Metric, PointInput, Registry, SearchRequest, TenantSpec,
+    EngineConfig, Filter, Metric, PointInput, Quotas, Registry, SearchRequest, TenantSpec,
 };
 use bulkhead_client::TenantClient;
 use serde_json::{Value, json};
@@ -51,7 +58,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const K: usize = 10;
 const TRUTH: usize = 100;
 const TENANT: &str = "bench";
-const SCENARIOS: [&str; 4] = ["grpc", "isolation", "writes", "many"];
+const SCENARIOS: [&str; 5] = ["grpc", "isolation", "writes", "noisy", "many"];
 
 struct Args {
     n: usize,
@@ -360,6 +367,239 @@ async fn through_grpc(
         }
     }
     Ok(runs)
+}
+
+/// The real server on 127.0.0.1:0 over `registry`: its URL, the sender
+/// that stops it, and its task.
+async fn serve(
+    registry: &Arc<Registry>,
+) -> Result<
+    (
+        String,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), Error>>,
+    ),
+    Error,
+> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = AdminToken::generate()?;
+    let server = tokio::spawn(bulkhead::server::run(
+        Arc::clone(registry),
+        admin,
+        Embedders::none(),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok((url, stop, server))
+}
+
+/// The victim's search latencies (us, sorted) from one closed-loop client
+/// over `seconds`.
+async fn victim_latencies(
+    client: &TenantClient,
+    set: &Dataset,
+    seconds: f64,
+) -> Result<Vec<f64>, Error> {
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed().as_secs_f64() < seconds {
+        let asked = Instant::now();
+        client
+            .search(set.queries[i % set.queries.len()].clone())
+            .k(K as u32)
+            .ef(64)
+            .send()
+            .await?;
+        latencies.push(asked.elapsed().as_secs_f64() * 1e6);
+        i += 1;
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Searches from `clients` clients of one tenant at `rate` attempts per
+/// second in all, until `stop`: (answered, refused with RESOURCE_EXHAUSTED).
+async fn flood(
+    client: &TenantClient,
+    set: &Arc<Dataset>,
+    clients: usize,
+    rate: f64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(u64, u64), Error> {
+    use std::sync::atomic::Ordering;
+    let period = Duration::from_secs_f64(clients as f64 / rate);
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (client, set, stop) = (client.clone(), Arc::clone(set), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let (mut ok, mut refused) = (0u64, 0u64);
+                let mut every = tokio::time::interval(period);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    every.tick().await;
+                    let query = set.queries[i % set.queries.len()].clone();
+                    match client.search(query).k(K as u32).ef(64).send().await {
+                        Ok(_) => ok += 1,
+                        Err(bulkhead_client::Error::Server {
+                            code: tonic::Code::ResourceExhausted,
+                            ..
+                        }) => refused += 1,
+                        Err(e) => return Err(e),
+                    }
+                    i += clients;
+                }
+                Ok::<_, bulkhead_client::Error>((ok, refused))
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for task in tasks {
+        let (o, r) = task.await??;
+        ok += o;
+        refused += r;
+    }
+    Ok((ok, refused))
+}
+
+/// The noisy-neighbour scenario (see the top of this file).
+fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value, Error> {
+    const QUOTA_RPS: u32 = 200;
+    const FLOOD_CLIENTS: usize = 8;
+    let data_dir = tempfile::tempdir()?;
+    let registry = Arc::new(Registry::open(data_dir.path(), EngineConfig::default())?);
+    let spec = TenantSpec::new(dim as u32, Metric::Cosine);
+    let size = set.base.len().min(10_000);
+    let quota = Quotas {
+        max_requests_per_second: QUOTA_RPS,
+        ..Quotas::default()
+    };
+    let names = ["victim", "neighbour", "greedy"];
+    for name in names {
+        let quotas = if name == "neighbour" {
+            quota
+        } else {
+            Quotas::default()
+        };
+        let tenant = registry.create_tenant_with_quotas(name, spec.clone(), quotas)?;
+        for (c, chunk) in set.base[..size].chunks(1_000).enumerate() {
+            let batch: Vec<PointInput> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| PointInput::new((c * 1_000 + i).to_string(), v.clone()))
+                .collect();
+            tenant.upsert(&batch)?;
+        }
+        tenant.wait_for_maintenance();
+    }
+    let tokens: Vec<String> = names
+        .iter()
+        .map(|n| registry.issue_token(n).map(|t| t.token))
+        .collect::<Result<_, _>>()?;
+    // The server, the victim and the flood each get their own runtime, as
+    // separate processes would: a client task never waits behind another's
+    // on a shared async worker (they still share this machine's cores).
+    let server_runtime = tokio::runtime::Runtime::new()?;
+    let (url, stop_server, server) = server_runtime.block_on(serve(&registry))?;
+    let victim_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let victim = victim_runtime.block_on(TenantClient::connect(
+        url.clone(),
+        names[0],
+        tokens[0].clone(),
+    ))?;
+    let result = victim_runtime.block_on(async {
+        let mut phases = Vec::new();
+        // Warm up, then quiet, then each flood.
+        victim_latencies(&victim, set, 1.0).await?;
+        for (phase, flooder, rate) in [
+            ("quiet", None, 0.0),
+            ("neighbour at 10x its quota", Some(1), 10.0 * f64::from(QUOTA_RPS)),
+            ("greedy (no quota) at the same rate", Some(2), 10.0 * f64::from(QUOTA_RPS)),
+        ] {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flooding = flooder.map(|f: usize| {
+                let (url, token, set, stop) = (
+                    url.clone(),
+                    tokens[f].clone(),
+                    Arc::clone(set),
+                    Arc::clone(&stop),
+                );
+                let name = names[f];
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Runtime::new()?;
+                    runtime.block_on(async {
+                        let client = TenantClient::connect(url, name, token).await?;
+                        flood(&client, &set, FLOOD_CLIENTS, rate, stop).await
+                    })
+                })
+            });
+            // Let the flood reach its rate before measuring.
+            if flooding.is_some() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let latencies = victim_latencies(&victim, set, seconds).await?;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (answered, refused) = match flooding {
+                Some(f) => f.join().map_err(|_| "the flood thread panicked")??,
+                None => (0, 0),
+            };
+            eprintln!(
+                "  {phase}: victim p50 {:.0} us, p99 {:.0} us; flood answered {answered}, refused {refused}",
+                percentile(&latencies, 0.5),
+                percentile(&latencies, 0.99)
+            );
+            phases.push(json!({
+                "phase": phase,
+                "victim_queries": latencies.len(),
+                "victim_p50_us": percentile(&latencies, 0.5),
+                "victim_p99_us": percentile(&latencies, 0.99),
+                "flood_answered": answered,
+                "flood_refused": refused,
+                "flood_seconds": seconds + 0.5,
+            }));
+        }
+        Ok::<_, Error>(phases)
+    })?;
+    // The server drains open connections before it stops: close the
+    // victim's first.
+    drop(victim);
+    drop(victim_runtime);
+    let _ = stop_server.send(());
+    server_runtime.block_on(server)??;
+    let quiet_p99 = result[0]["victim_p99_us"].as_f64().unwrap_or(f64::NAN);
+    let mut markdown = format!(
+        "### Noisy neighbour: victim and neighbours of {size} points, ef 64, {seconds:.0} s per phase; the neighbour's quota {QUOTA_RPS} requests/s, {FLOOD_CLIENTS} flooding clients
+
+| phase | victim p50 us | victim p99 us | p99 / quiet | flood answered/s | flood refused/s |
+|---|---|---|---|---|---|
+"
+    );
+    for phase in &result {
+        let secs = phase["flood_seconds"].as_f64().unwrap_or(1.0);
+        let p99 = phase["victim_p99_us"].as_f64().unwrap_or(f64::NAN);
+        markdown += &format!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |
+",
+            phase["phase"].as_str().unwrap_or(""),
+            phase["victim_p50_us"].as_f64().unwrap_or(f64::NAN),
+            p99,
+            p99 / quiet_p99,
+            phase["flood_answered"].as_f64().unwrap_or(0.0) / secs,
+            phase["flood_refused"].as_f64().unwrap_or(0.0) / secs,
+        );
+    }
+    Ok(json!({"quota_rps": QUOTA_RPS, "phases": result, "markdown": markdown}))
 }
 
 /// Per-tenant graphs against one shared index with a tenant filter, on the
@@ -729,19 +969,7 @@ fn main() -> Result<(), Error> {
         let token = registry.issue_token(TENANT)?.token;
         let runtime = tokio::runtime::Runtime::new()?;
         grpc_runs = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let url = format!("http://{}", listener.local_addr()?);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let admin = AdminToken::generate()?;
-            let server = tokio::spawn(bulkhead::server::run(
-                Arc::clone(&registry),
-                admin,
-                Embedders::none(),
-                listener,
-                async {
-                    let _ = stopped.await;
-                },
-            ));
+            let (url, stop, server) = serve(&registry).await?;
             let client = TenantClient::connect(url, TENANT, token).await?;
             let runs = through_grpc(&client, &set, &args.efs).await;
             let _ = stop.send(());
@@ -774,6 +1002,11 @@ fn main() -> Result<(), Error> {
         eprintln!("durable writes");
         writes = durable_writes(&set, args.dim, 5.0)?;
     }
+    let mut noisy = Value::Null;
+    if args.runs("noisy") {
+        eprintln!("noisy neighbour");
+        noisy = noisy_neighbour(&set, args.dim, 5.0)?;
+    }
     if !args.runs("many") {
         args.many.clear();
     }
@@ -793,6 +1026,7 @@ fn main() -> Result<(), Error> {
         "single_tenant": {"engine": runs_json(&engine_runs), "grpc": runs_json(&grpc_runs)},
         "isolation": isolation,
         "durable_writes": writes,
+        "noisy_neighbour": noisy,
         "many_tenants": many,
         "cold_first_query": cold,
     });
@@ -816,6 +1050,8 @@ fn main() -> Result<(), Error> {
         + isolation["markdown"].as_str().unwrap_or_default()
         + "\n"
         + writes["markdown"].as_str().unwrap_or_default()
+        + "\n"
+        + noisy["markdown"].as_str().unwrap_or_default()
         + "\n"
         + &many_table(&many);
     fs_err::write(
