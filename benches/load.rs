@@ -68,6 +68,9 @@ struct Args {
     tenants: usize,
     many: Vec<usize>,
     many_size: usize,
+    /// Keep the many-tenants data here (one folder per count) and reuse
+    /// it when it is already there, instead of a temporary directory.
+    many_dir: Option<PathBuf>,
     data: Option<PathBuf>,
     out: Option<PathBuf>,
     skip: Vec<String>,
@@ -88,6 +91,7 @@ fn parse_args() -> Result<Args, Error> {
         tenants: 100,
         many: vec![1_000],
         many_size: 100,
+        many_dir: None,
         data: None,
         out: None,
         skip: Vec::new(),
@@ -115,6 +119,7 @@ fn parse_args() -> Result<Args, Error> {
                     .collect::<Result<_, _>>()?
             }
             "--many-size" => args.many_size = value()?.parse()?,
+            "--many-dir" => args.many_dir = Some(PathBuf::from(value()?)),
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--out" => args.out = Some(PathBuf::from(value()?)),
             "--skip" => {
@@ -754,12 +759,29 @@ fn rss_bytes() -> u64 {
 /// `count` tenants of `size` points: create (with their points), reopen,
 /// resident memory per tenant, and 2,000 queries over a Zipf(1) mix of
 /// tenants, one thread, in-process.
-fn many_tenants(count: usize, size: usize, dim: usize) -> Result<Value, Error> {
+fn many_tenants(
+    count: usize,
+    size: usize,
+    dim: usize,
+    keep: Option<&Path>,
+) -> Result<Value, Error> {
     use rand::{Rng, SeedableRng};
-    let dir = tempfile::tempdir()?;
+    let temporary = tempfile::tempdir()?;
+    let dir = match keep {
+        Some(keep) => keep.join(format!("{count}x{size}x{dim}")),
+        None => temporary.path().to_path_buf(),
+    };
     let started = Instant::now();
-    {
-        let registry = Registry::open(dir.path(), EngineConfig::default())?;
+    let reused = keep.is_some()
+        && dir.exists()
+        && Registry::open(&dir, EngineConfig::default())?.list_tenants().len() == count;
+    if reused {
+        eprintln!("{count} tenants: reusing {}", dir.display());
+    } else {
+        if dir.exists() {
+            fs_err::remove_dir_all(&dir)?;
+        }
+        let registry = Registry::open(&dir, EngineConfig::default())?;
         for t in 0..count {
             let tenant = registry.create_tenant(
                 &format!("m{t}"),
@@ -777,12 +799,13 @@ fn many_tenants(count: usize, size: usize, dim: usize) -> Result<Value, Error> {
         }
         registry.close()?;
     }
-    let create_s = started.elapsed().as_secs_f64();
+    // Not measured when the tenants were made by an earlier run.
+    let create_s = (!reused).then(|| started.elapsed().as_secs_f64());
     // Reopen in a fresh process, so that its memory is the reopened
     // tenants' and not what this one's allocator kept from creating them.
     let reopen = std::process::Command::new(std::env::current_exe()?)
         .arg("--reopen-only")
-        .arg(dir.path())
+        .arg(&dir)
         .output()?;
     if !reopen.status.success() {
         return Err(format!("reopen: {}", String::from_utf8_lossy(&reopen.stderr)).into());
@@ -793,7 +816,7 @@ fn many_tenants(count: usize, size: usize, dim: usize) -> Result<Value, Error> {
         .as_u64()
         .unwrap_or_default()
         .saturating_sub(reopen["rss_before"].as_u64().unwrap_or_default());
-    let registry = Registry::open(dir.path(), EngineConfig::default())?;
+    let registry = Registry::open(&dir, EngineConfig::default())?;
     let handles = (0..count)
         .map(|t| registry.tenant(&format!("m{t}")))
         .collect::<Result<Vec<_>, _>>()?;
@@ -826,7 +849,7 @@ fn many_tenants(count: usize, size: usize, dim: usize) -> Result<Value, Error> {
         "tenants": count,
         "points_per_tenant": size,
         "create_seconds": create_s,
-        "create_ms_per_tenant": create_s * 1e3 / count as f64,
+        "create_ms_per_tenant": create_s.map(|s| s * 1e3 / count as f64),
         "reopen_seconds": reopen_s,
         "rss_growth_on_reopen_bytes": grown,
         "rss_per_tenant_kib": per_tenant_kib,
@@ -841,10 +864,12 @@ fn many_table(rows: &[Value]) -> String {
     );
     for r in rows {
         out += &format!(
-            "| {} | {} | {:.1} | {:.2} | {:.0} | {:.0} | {:.0} |\n",
+            "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} |\n",
             r["tenants"],
             r["points_per_tenant"],
-            r["create_ms_per_tenant"].as_f64().unwrap_or_default(),
+            r["create_ms_per_tenant"]
+                .as_f64()
+                .map_or("(reused)".to_string(), |ms| format!("{ms:.1}")),
             r["reopen_seconds"].as_f64().unwrap_or_default(),
             r["rss_per_tenant_kib"].as_f64().unwrap_or_default(),
             r["zipf_query_p50_us"].as_f64().unwrap_or_default(),
@@ -1014,7 +1039,7 @@ fn main() -> Result<(), Error> {
     let many = args
         .many
         .iter()
-        .map(|&count| many_tenants(count, args.many_size, args.dim))
+        .map(|&count| many_tenants(count, args.many_size, args.dim, args.many_dir.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
 
     let index = spec.index;
