@@ -774,7 +774,10 @@ fn many_tenants(
     let started = Instant::now();
     let reused = keep.is_some()
         && dir.exists()
-        && Registry::open(&dir, EngineConfig::default())?.list_tenants().len() == count;
+        && Registry::open(&dir, EngineConfig::default())?
+            .list_tenants()
+            .len()
+            == count;
     if reused {
         eprintln!("{count} tenants: reusing {}", dir.display());
     } else {
@@ -853,6 +856,8 @@ fn many_tenants(
         "reopen_seconds": reopen_s,
         "rss_growth_on_reopen_bytes": grown,
         "rss_per_tenant_kib": per_tenant_kib,
+        "first_query_closed_shelf_ms": reopen["first_query_closed_shelf_ms"],
+        "first_query_open_shelf_ms": reopen["first_query_open_shelf_ms"],
         "zipf_query_p50_us": at(0.5),
         "zipf_query_p99_us": at(0.99),
     }))
@@ -860,11 +865,11 @@ fn many_tenants(
 
 fn many_table(rows: &[Value]) -> String {
     let mut out = String::from(
-        "### Many tenants (in-process, one thread)\n\n| tenants | points each | create ms/tenant | reopen s (fresh process) | RSS KiB/tenant, reopened | Zipf query p50 us | p99 us |\n|---|---|---|---|---|---|---|\n",
+        "### Many tenants (in-process, one thread)\n\n| tenants | points each | create ms/tenant | reopen s (fresh process) | RSS KiB/tenant, reopened | first query ms, cold tenant, shelf closed / open | Zipf query p50 us | p99 us |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} |\n",
+            "| {} | {} | {} | {:.2} | {:.0} | {:.1} / {:.1} | {:.0} | {:.0} |\n",
             r["tenants"],
             r["points_per_tenant"],
             r["create_ms_per_tenant"]
@@ -872,6 +877,10 @@ fn many_table(rows: &[Value]) -> String {
                 .map_or("(reused)".to_string(), |ms| format!("{ms:.1}")),
             r["reopen_seconds"].as_f64().unwrap_or_default(),
             r["rss_per_tenant_kib"].as_f64().unwrap_or_default(),
+            r["first_query_closed_shelf_ms"]
+                .as_f64()
+                .unwrap_or_default(),
+            r["first_query_open_shelf_ms"].as_f64().unwrap_or_default(),
             r["zipf_query_p50_us"].as_f64().unwrap_or_default(),
             r["zipf_query_p99_us"].as_f64().unwrap_or_default(),
         );
@@ -908,9 +917,21 @@ fn reopen_only(dir: &Path) -> Result<(), Error> {
     let registry = Registry::open(dir, EngineConfig::default())?;
     let seconds = started.elapsed().as_secs_f64();
     let rss_after = rss_bytes();
+    // The first query on a cold tenant whose shelf is closed (it opens the
+    // shelf of up to 100 tenants, then loads the tenant), then on another
+    // tenant of the same shelf, now open.
+    let first = |name: &str| -> Result<f64, Error> {
+        let asked = Instant::now();
+        let tenant = registry.tenant(name)?;
+        let query = vec![1.0f32; tenant.spec().dimension as usize];
+        tenant.search(&SearchRequest::new(query, K))?;
+        Ok(asked.elapsed().as_secs_f64() * 1e3)
+    };
+    let closed_shelf_ms = first("m0")?;
+    let open_shelf_ms = first("m1")?;
     println!(
         "{}",
-        json!({"seconds": seconds, "rss_before": rss_before, "rss_after": rss_after, "tenants": registry.list_tenants().len()})
+        json!({"seconds": seconds, "rss_before": rss_before, "rss_after": rss_after, "tenants": registry.list_tenants().len(), "first_query_closed_shelf_ms": closed_shelf_ms, "first_query_open_shelf_ms": open_shelf_ms})
     );
     Ok(())
 }

@@ -173,6 +173,7 @@ fn shelf_size(c: &mut Criterion) {
         let config = EngineConfig {
             storage: StorageOptions {
                 tenants_per_shelf: 100_000,
+                ..StorageOptions::default()
             },
             ..EngineConfig::default()
         };

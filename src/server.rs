@@ -36,7 +36,8 @@ pub async fn run(
         .build_v1()?;
     let embedders = Arc::new(embedders);
     // Writes grow loaded tenants without loading any: check the memory
-    // budget every second too, not only when a tenant loads.
+    // budget every second too, not only when a tenant loads; and close the
+    // storage shelves that only cold tenants use.
     let budget = {
         let registry = Arc::clone(&registry);
         tokio::spawn(async move {
@@ -45,7 +46,11 @@ pub async fn run(
             loop {
                 every.tick().await;
                 let registry = Arc::clone(&registry);
-                match tokio::task::spawn_blocking(move || registry.enforce_memory_budget()).await {
+                let pass = move || {
+                    registry.enforce_memory_budget()?;
+                    registry.close_idle_shelves()
+                };
+                match tokio::task::spawn_blocking(pass).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "evicting to the memory budget failed")

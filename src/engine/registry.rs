@@ -323,6 +323,18 @@ impl Registry {
         Ok(evicted)
     }
 
+    /// Closes the storage shelves (RocksDB instances) that no loaded tenant
+    /// uses and that were idle for a while; the next load opens them again.
+    /// Returns how many closed. The server calls it periodically.
+    pub fn close_idle_shelves(&self) -> Result<usize> {
+        Ok(self.storage.close_idle_shelves()?)
+    }
+
+    /// Storage shelves open now, and in all.
+    pub fn shelves(&self) -> (usize, usize) {
+        (self.storage.open_shelf_count(), self.storage.shelf_count())
+    }
+
     /// Moves a loaded tenant to cold; false if it was not loaded. Loads of
     /// it wait until this is done.
     fn evict(&self, slot: &Slot) -> Result<bool> {

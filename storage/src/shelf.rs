@@ -12,7 +12,8 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 use rocksdb::{
-    BlockBasedOptions, Cache, DBWithThreadMode, FlushOptions, MultiThreaded, Options, WriteOptions,
+    BlockBasedOptions, Cache, DBWithThreadMode, FlushOptions, MultiThreaded, Options,
+    WriteBufferManager, WriteOptions,
 };
 
 use crate::error::Result;
@@ -25,8 +26,8 @@ pub(crate) struct Shelf {
     pub(crate) id: ShelfId,
     pub(crate) trust_class: String,
     pub(crate) db: ShelfDb,
-    /// The block cache of this shelf's column families (one trust class).
-    cache: Cache,
+    /// What this shelf shares with the other shelves of its trust class.
+    memory: ClassMemory,
     /// Incarnations whose column family exists on this shelf.
     tenants: Mutex<BTreeSet<u64>>,
 }
@@ -40,8 +41,52 @@ impl std::fmt::Debug for Shelf {
     }
 }
 
-fn db_options() -> Options {
+/// What the shelves of one trust class share, and nothing else does: one
+/// block cache (which also holds their index and filter blocks) and one
+/// memtable budget. Two trust classes never share either.
+#[derive(Clone)]
+pub(crate) struct ClassMemory {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+}
+
+impl std::fmt::Debug for ClassMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClassMemory").finish_non_exhaustive()
+    }
+}
+
+impl ClassMemory {
+    pub(crate) fn new() -> Self {
+        ClassMemory {
+            cache: Cache::new_lru_cache(BLOCK_CACHE_BYTES),
+            write_buffers: WriteBufferManager::new_write_buffer_manager(WRITE_BUFFER_BYTES, false),
+        }
+    }
+}
+
+/// Bytes of one trust class's block cache.
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
+
+/// Bytes of memtables one trust class's shelves may hold before the
+/// largest are flushed (each column family's own limit is
+/// `cf_options`'s write buffer).
+const WRITE_BUFFER_BYTES: usize = 64 << 20;
+
+/// WAL bytes a shelf keeps before it flushes the column families that
+/// hold the oldest WAL file: an idle tenant's few writes do not pin WAL
+/// files (and their bytes) forever.
+const MAX_WAL_BYTES: u64 = 64 << 20;
+
+fn db_options(memory: &ClassMemory) -> Options {
     let mut opts = Options::default();
+    opts.set_write_buffer_manager(&memory.write_buffers);
+    opts.set_max_total_wal_size(MAX_WAL_BYTES);
+    // Opening a shelf should not read every table file's properties.
+    opts.set_skip_stats_update_on_db_open(true);
+    // No periodic statistics work across hundreds of instances.
+    opts.set_stats_dump_period_sec(0);
+    opts.set_stats_persist_period_sec(0);
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_keep_log_file_num(2);
@@ -60,27 +105,31 @@ fn db_options() -> Options {
 /// Table files a shelf keeps open at most (100 shelves: 6,400).
 const MAX_OPEN_FILES: i32 = 64;
 
-/// Bytes of one shelf's block cache.
-const BLOCK_CACHE_BYTES: usize = 8 << 20;
-
 /// A tenant column family's options. Its table files' index and filter
-/// blocks live in the shelf's block cache, shared by the shelf's tenants
-/// (one trust class) and bounded: RocksDB's default gives every column
-/// family its own cache and pins those blocks outside it, which cost ~80
-/// KiB per idle tenant at 3,000 tenants.
-fn cf_options(cache: &Cache) -> Options {
+/// blocks live in the trust class's block cache, bounded: RocksDB's default
+/// gives every column family its own cache and pins those blocks outside
+/// it, which cost ~80 KiB per idle tenant at 3,000 tenants. Memtables are
+/// small and grow in small arena blocks (the default block is 1/8 of the
+/// write buffer, paid by a tenant's first write).
+fn cf_options(memory: &ClassMemory) -> Options {
     let mut table = BlockBasedOptions::default();
-    table.set_block_cache(cache);
+    table.set_block_cache(&memory.cache);
     table.set_cache_index_and_filter_blocks(true);
     let mut opts = Options::default();
-    opts.set_write_buffer_size(8 << 20);
+    opts.set_write_buffer_size(4 << 20);
+    opts.set_arena_block_size(64 << 10);
     opts.set_block_based_table_factory(&table);
     opts
 }
 
 impl Shelf {
-    pub(crate) fn open(id: ShelfId, trust_class: &str, path: &Path) -> Result<Self> {
-        let opts = db_options();
+    pub(crate) fn open(
+        id: ShelfId,
+        trust_class: &str,
+        path: &Path,
+        memory: &ClassMemory,
+    ) -> Result<Self> {
+        let opts = db_options(memory);
         let existing = if path.join("CURRENT").exists() {
             ShelfDb::list_cf(&opts, path)?
         } else {
@@ -90,22 +139,17 @@ impl Shelf {
             .iter()
             .filter_map(|cf| incarnation_of(cf))
             .collect::<BTreeSet<_>>();
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let descriptors = existing
             .iter()
-            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_options(&cache)));
+            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_options(memory)));
         let db = ShelfDb::open_cf_descriptors(&opts, path, descriptors)?;
         Ok(Shelf {
             id,
             trust_class: trust_class.to_string(),
             db,
-            cache,
+            memory: memory.clone(),
             tenants: Mutex::new(tenants),
         })
-    }
-
-    pub(crate) fn tenant_count(&self) -> usize {
-        self.tenants.lock().len()
     }
 
     pub(crate) fn incarnations(&self) -> Vec<u64> {
@@ -114,7 +158,7 @@ impl Shelf {
 
     pub(crate) fn create_tenant(&self, incarnation: u64) -> Result<()> {
         self.db
-            .create_cf(column_family(incarnation), &cf_options(&self.cache))?;
+            .create_cf(column_family(incarnation), &cf_options(&self.memory))?;
         self.tenants.lock().insert(incarnation);
         Ok(())
     }

@@ -1,23 +1,26 @@
 //! The whole of a node's storage: the `meta` instance and the shelves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::audit::AuditLog;
 use crate::error::{Result, StorageError};
 use crate::layout::{Layout, sync_dir};
-use crate::meta::{MetaStore, ShelfId, ShelfRecord, TenantRecord, TokenRecord};
-use crate::shelf::Shelf;
+use crate::meta::{MetaStore, ShelfId, TenantRecord, TokenRecord};
+use crate::shelf::{ClassMemory, Shelf};
 use crate::tenant_store::TenantStore;
 
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
     /// Most tenant column families one shelf (RocksDB instance) holds.
     pub tenants_per_shelf: usize,
+    /// A shelf none of whose tenants is loaded closes after this long
+    /// unused (see [`Storage::close_idle_shelves`]).
+    pub close_idle_shelf_after: Duration,
 }
 
 impl Default for StorageOptions {
@@ -28,6 +31,7 @@ impl Default for StorageOptions {
         // or drop well under 0.1 s while keeping 10,000 tenants on 100 shelves.
         StorageOptions {
             tenants_per_shelf: 100,
+            close_idle_shelf_after: Duration::from_secs(60),
         }
     }
 }
@@ -38,52 +42,26 @@ pub struct Storage {
     options: StorageOptions,
     meta: MetaStore,
     audit: AuditLog,
-    shelves: RwLock<BTreeMap<ShelfId, Arc<Shelf>>>,
+    shelves: RwLock<BTreeMap<ShelfId, Arc<ShelfEntry>>>,
     /// Serializes tenant creation and drop (placement, counters, folders).
     placement: Mutex<()>,
+    /// Block cache and memtable budget per trust class.
+    classes: Mutex<std::collections::HashMap<String, ClassMemory>>,
 }
 
-/// Opens the shelves on as many threads as there are cores: opening one is
-/// CPU work (RocksDB parses and rewrites its options for every column
-/// family), and shelves are independent.
-fn open_shelves(
-    layout: &Layout,
-    records: Vec<(ShelfId, ShelfRecord)>,
-) -> Result<BTreeMap<ShelfId, Arc<Shelf>>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(records.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    type Opened = Vec<(ShelfId, Arc<Shelf>)>;
-    let opened: Vec<Result<Opened>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine: Opened = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((id, record)) = records.get(i) else {
-                            return Ok(mine);
-                        };
-                        let shelf = Shelf::open(*id, &record.trust_class, &layout.shelf(*id))?;
-                        mine.push((*id, Arc::new(shelf)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(StorageError::Corrupt("a shelf failed to open".into())))
-            })
-            .collect()
-    });
-    let mut shelves = BTreeMap::new();
-    for batch in opened {
-        shelves.extend(batch?);
-    }
-    Ok(shelves)
+/// A shelf, open or not. Shelves open on first use (a tenant's load,
+/// create or drop), so a node of 10,000 cold tenants opens in the time it
+/// takes to read their records; RocksDB's state for a column family
+/// (~70 KiB) is paid only while its shelf is open, and a shelf that no
+/// loaded tenant uses closes again (`close_idle_shelves`).
+#[derive(Debug)]
+struct ShelfEntry {
+    id: ShelfId,
+    trust_class: String,
+    /// Incarnations with a tenant record on this shelf.
+    members: Mutex<BTreeSet<u64>>,
+    /// The open shelf and its last use.
+    open: Mutex<Option<(Arc<Shelf>, Instant)>>,
 }
 
 impl Storage {
@@ -96,7 +74,32 @@ impl Storage {
             fs_err::create_dir_all(&dir)?;
         }
         let meta = MetaStore::open(&layout.meta())?;
-        let shelves = open_shelves(&layout, meta.shelves()?)?;
+        let mut shelves: BTreeMap<ShelfId, Arc<ShelfEntry>> = meta
+            .shelves()?
+            .into_iter()
+            .map(|(id, record)| {
+                let entry = ShelfEntry {
+                    id,
+                    trust_class: record.trust_class,
+                    members: Mutex::new(BTreeSet::new()),
+                    open: Mutex::new(None),
+                };
+                (id, Arc::new(entry))
+            })
+            .collect();
+        for tenant in meta.tenants()? {
+            match shelves.get_mut(&tenant.shelf) {
+                Some(entry) => {
+                    entry.members.lock().insert(tenant.incarnation);
+                }
+                None => {
+                    return Err(StorageError::Corrupt(format!(
+                        "shelf {} is missing",
+                        tenant.shelf.0
+                    )));
+                }
+            }
+        }
         let audit = AuditLog::open(&layout.audit_log())?;
         let storage = Storage {
             layout,
@@ -105,26 +108,16 @@ impl Storage {
             audit,
             shelves: RwLock::new(shelves),
             placement: Mutex::new(()),
+            classes: Mutex::new(std::collections::HashMap::new()),
         };
         storage.remove_orphans()?;
         Ok(storage)
     }
 
+    /// Removes tenant folders with no tenant record. Column families with
+    /// no record are removed when their shelf opens (`shelf`).
     fn remove_orphans(&self) -> Result<()> {
-        let live: std::collections::HashSet<u64> =
-            self.meta.tenants()?.iter().map(|r| r.incarnation).collect();
-        for shelf in self.all_shelves() {
-            for incarnation in shelf.incarnations() {
-                if !live.contains(&incarnation) {
-                    tracing::warn!(
-                        incarnation,
-                        shelf = shelf.id.0,
-                        "removing orphaned column family"
-                    );
-                    shelf.drop_tenant(incarnation)?;
-                }
-            }
-        }
+        let live: HashSet<u64> = self.meta.tenants()?.iter().map(|r| r.incarnation).collect();
         for entry in fs_err::read_dir(self.layout.tenants())? {
             let entry = entry?;
             let orphan = match entry
@@ -156,6 +149,93 @@ impl Storage {
         self.shelves.read().len()
     }
 
+    /// Number of shelves open now.
+    pub fn open_shelf_count(&self) -> usize {
+        self.entries()
+            .iter()
+            .filter(|e| e.open.lock().is_some())
+            .count()
+    }
+
+    /// The entry's shelf, opened now if it is closed. At open, column
+    /// families with no tenant record (a create interrupted by a crash)
+    /// are removed.
+    fn shelf(&self, entry: &ShelfEntry) -> Result<Arc<Shelf>> {
+        let mut open = entry.open.lock();
+        if let Some((shelf, used)) = open.as_mut() {
+            *used = Instant::now();
+            return Ok(Arc::clone(shelf));
+        }
+        let started = Instant::now();
+        let memory = self
+            .classes
+            .lock()
+            .entry(entry.trust_class.clone())
+            .or_insert_with(ClassMemory::new)
+            .clone();
+        let shelf = Arc::new(Shelf::open(
+            entry.id,
+            &entry.trust_class,
+            &self.layout.shelf(entry.id),
+            &memory,
+        )?);
+        let members = entry.members.lock().clone();
+        for incarnation in shelf.incarnations() {
+            if !members.contains(&incarnation) {
+                tracing::warn!(
+                    incarnation,
+                    shelf = entry.id.0,
+                    "removing orphaned column family"
+                );
+                shelf.drop_tenant(incarnation)?;
+            }
+        }
+        tracing::debug!(
+            shelf = entry.id.0,
+            tenants = members.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "shelf opened"
+        );
+        *open = Some((Arc::clone(&shelf), Instant::now()));
+        Ok(shelf)
+    }
+
+    fn entry(&self, id: ShelfId) -> Result<Arc<ShelfEntry>> {
+        self.shelves
+            .read()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| StorageError::Corrupt(format!("shelf {} is missing", id.0)))
+    }
+
+    fn entries(&self) -> Vec<Arc<ShelfEntry>> {
+        self.shelves.read().values().cloned().collect()
+    }
+
+    /// Closes every shelf that no tenant store holds and that was not used
+    /// for `close_idle_shelf_after`, memtables flushed first. Returns how
+    /// many closed. The server calls it periodically.
+    pub fn close_idle_shelves(&self) -> Result<usize> {
+        let mut closed = 0;
+        for entry in self.entries() {
+            let mut open = entry.open.lock();
+            let idle = open.as_ref().is_some_and(|(shelf, used)| {
+                Arc::strong_count(shelf) == 1
+                    && used.elapsed() >= self.options.close_idle_shelf_after
+            });
+            if idle && let Some((shelf, _)) = open.take() {
+                if let Err(e) = shelf.flush_all() {
+                    *open = Some((shelf, Instant::now()));
+                    return Err(e);
+                }
+                drop(shelf);
+                closed += 1;
+                tracing::debug!(shelf = entry.id.0, "idle shelf closed");
+            }
+        }
+        Ok(closed)
+    }
+
     /// Creates a tenant's column family and folder on a shelf of its trust
     /// class, then commits its record. Returns `None` if the name is taken.
     pub fn create_tenant(
@@ -168,7 +248,7 @@ impl Storage {
         if self.meta.tenant(name)?.is_some() {
             return Ok(None);
         }
-        let shelf = self.shelf_with_room(trust_class)?;
+        let (entry, shelf) = self.shelf_with_room(trust_class)?;
         let incarnation = self.meta.next_incarnation()?;
         let dir = self.layout.tenant_dir(incarnation);
         fs_err::create_dir(&dir)?;
@@ -187,33 +267,41 @@ impl Storage {
         };
         // The commit point: before it, a crash leaves orphans that open() removes.
         self.meta.put_tenant(&record)?;
+        entry.members.lock().insert(incarnation);
         Ok(Some((record, TenantStore::new(shelf, incarnation, dir))))
     }
 
-    fn shelf_with_room(&self, trust_class: &str) -> Result<Arc<Shelf>> {
+    /// A shelf of the trust class with room for one more tenant (an open
+    /// one first), or a new one. Callers hold `placement`.
+    fn shelf_with_room(&self, trust_class: &str) -> Result<(Arc<ShelfEntry>, Arc<Shelf>)> {
         let cap = self.options.tenants_per_shelf.max(1);
-        if let Some(shelf) = self
-            .shelves
-            .read()
-            .values()
-            .find(|s| s.trust_class == trust_class && s.tenant_count() < cap)
-        {
-            return Ok(Arc::clone(shelf));
+        let mut room: Vec<Arc<ShelfEntry>> = self
+            .entries()
+            .into_iter()
+            .filter(|e| e.trust_class == trust_class && e.members.lock().len() < cap)
+            .collect();
+        room.sort_by_key(|e| e.open.lock().is_none());
+        if let Some(entry) = room.into_iter().next() {
+            let shelf = self.shelf(&entry)?;
+            return Ok((entry, shelf));
         }
         let id = self.meta.add_shelf(trust_class)?;
-        let shelf = Arc::new(Shelf::open(id, trust_class, &self.layout.shelf(id))?);
-        self.shelves.write().insert(id, Arc::clone(&shelf));
+        let entry = Arc::new(ShelfEntry {
+            id,
+            trust_class: trust_class.to_string(),
+            members: Mutex::new(BTreeSet::new()),
+            open: Mutex::new(None),
+        });
+        let shelf = self.shelf(&entry)?;
+        self.shelves.write().insert(id, Arc::clone(&entry));
         tracing::info!(shelf = id.0, "opened a new shelf");
-        Ok(shelf)
+        Ok((entry, shelf))
     }
 
+    /// A tenant's store, opening its shelf if it is closed.
     pub fn open_tenant(&self, record: &TenantRecord) -> Result<TenantStore> {
-        let shelf = self
-            .shelves
-            .read()
-            .get(&record.shelf)
-            .cloned()
-            .ok_or_else(|| StorageError::Corrupt(format!("shelf {} is missing", record.shelf.0)))?;
+        let entry = self.entry(record.shelf)?;
+        let shelf = self.shelf(&entry)?;
         Ok(TenantStore::new(
             shelf,
             record.incarnation,
@@ -253,10 +341,12 @@ impl Storage {
             }
             _ => return Err(StorageError::Gone),
         }
-        let shelf = self.shelves.read().get(&record.shelf).cloned();
-        if let Some(shelf) = shelf {
-            shelf.drop_tenant(record.incarnation)?;
-        }
+        let entry = self.entry(record.shelf)?;
+        entry.members.lock().remove(&record.incarnation);
+        // The record is gone: opening the shelf now would drop the column
+        // family as an orphan; dropping it here does the same when it is
+        // already open.
+        self.shelf(&entry)?.drop_tenant(record.incarnation)?;
         let dir = self.layout.tenant_dir(record.incarnation);
         if dir.exists() {
             fs_err::remove_dir_all(&dir)?;
@@ -312,25 +402,26 @@ impl Storage {
         Ok((token, path, true))
     }
 
-    /// Compacts every shelf and `meta`: deleted bytes leave the SST files.
+    /// Compacts every shelf (opening closed ones) and `meta`: deleted
+    /// bytes leave the SST files.
     pub fn compact(&self) -> Result<()> {
-        for shelf in self.all_shelves() {
+        for entry in self.entries() {
+            let shelf = self.shelf(&entry)?;
             shelf.flush_all()?;
             shelf.compact_all()?;
         }
         Ok(())
     }
 
-    /// Flushes every memtable, for a clean shutdown.
+    /// Flushes every memtable of the open shelves, for a clean shutdown.
     pub fn flush(&self) -> Result<()> {
-        for shelf in self.all_shelves() {
-            shelf.flush_all()?;
+        for entry in self.entries() {
+            let shelf = entry.open.lock().as_ref().map(|(s, _)| Arc::clone(s));
+            if let Some(shelf) = shelf {
+                shelf.flush_all()?;
+            }
         }
         self.meta.flush()
-    }
-
-    fn all_shelves(&self) -> Vec<Arc<Shelf>> {
-        self.shelves.read().values().cloned().collect()
     }
 }
 
@@ -342,6 +433,7 @@ mod tests {
     fn options(per_shelf: usize) -> StorageOptions {
         StorageOptions {
             tenants_per_shelf: per_shelf,
+            ..StorageOptions::default()
         }
     }
 
@@ -371,14 +463,14 @@ mod tests {
             4,
             "gold: 3 shelves of at most 2, free: 1"
         );
-        for shelf in storage.shelves.read().values() {
+        for entry in storage.entries() {
             let classes: std::collections::HashSet<&str> = records
                 .iter()
-                .filter(|r| r.shelf == shelf.id)
+                .filter(|r| r.shelf == entry.id)
                 .map(|r| r.trust_class.as_str())
                 .collect();
             assert_eq!(classes.len(), 1);
-            assert!(shelf.tenant_count() <= 2);
+            assert!(entry.members.lock().len() <= 2);
         }
         assert!(
             storage
@@ -479,8 +571,73 @@ mod tests {
         };
         let storage = Storage::open(dir.path(), options(100)).unwrap();
         assert!(!storage.layout.tenant_dir(incarnation).exists());
-        for shelf in storage.shelves.read().values() {
+        for entry in storage.entries() {
+            let shelf = storage.shelf(&entry).unwrap();
             assert!(!shelf.incarnations().contains(&incarnation));
         }
+    }
+
+    #[test]
+    fn shelves_open_on_first_use_and_close_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let point = StoredPoint {
+            internal_id: 0,
+            vector: vec![1.0],
+            payload: b"{}".to_vec(),
+        };
+        {
+            let storage = Storage::open(dir.path(), options(1)).unwrap();
+            for name in ["a", "b"] {
+                let (_, store) = storage.create_tenant(name, "c", vec![]).unwrap().unwrap();
+                store
+                    .commit(
+                        &[PointWrite::Put {
+                            id: name.into(),
+                            point: point.clone(),
+                            text: None,
+                        }],
+                        1,
+                    )
+                    .unwrap();
+            }
+            storage.flush().unwrap();
+        }
+        let storage = Storage {
+            options: StorageOptions {
+                close_idle_shelf_after: Duration::ZERO,
+                ..options(1)
+            },
+            ..Storage::open(dir.path(), options(1)).unwrap()
+        };
+        assert_eq!(storage.shelf_count(), 2);
+        assert_eq!(storage.open_shelf_count(), 0, "nothing opens until used");
+        let a = storage
+            .open_tenant(&storage.tenant("a").unwrap().unwrap())
+            .unwrap();
+        assert_eq!(storage.open_shelf_count(), 1);
+        assert_eq!(
+            storage.close_idle_shelves().unwrap(),
+            0,
+            "a's store holds it"
+        );
+        assert_eq!(a.get("a").unwrap(), Some(point.clone()));
+        drop(a);
+        assert_eq!(storage.close_idle_shelves().unwrap(), 1);
+        assert_eq!(storage.open_shelf_count(), 0);
+        // Reopened on the next use, with its data; a drop of a tenant on a
+        // closed shelf opens it to drop the column family.
+        let a = storage
+            .open_tenant(&storage.tenant("a").unwrap().unwrap())
+            .unwrap();
+        assert_eq!(a.get("a").unwrap(), Some(point));
+        storage
+            .drop_tenant(&storage.tenant("b").unwrap().unwrap())
+            .unwrap();
+        let b_shelf = storage
+            .entries()
+            .into_iter()
+            .find(|e| e.members.lock().is_empty());
+        let b_shelf = storage.shelf(&b_shelf.unwrap()).unwrap();
+        assert!(b_shelf.incarnations().is_empty());
     }
 }
