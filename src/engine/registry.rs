@@ -164,6 +164,7 @@ impl Registry {
         self.create_tenant_with_quotas(name, spec, Quotas::default())
     }
 
+    /// Creates a tenant with quotas (see [`Quotas`]; 0 is unlimited).
     pub fn create_tenant_with_quotas(
         &self,
         name: &str,

@@ -219,6 +219,29 @@ fn pinned_tenants_stay_loaded_and_warm_cool_and_pin_are_kept() {
     assert_eq!(reg.cool_tenant("ta").unwrap().state, TenantState::Cold);
 }
 
+#[test]
+fn shelves_of_cold_tenants_close_and_reopen_on_the_next_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, _) = fill(dir.path());
+    let mut config = config(0);
+    config.storage.close_idle_shelf_after = std::time::Duration::ZERO;
+    let reg = Registry::open(dir.path(), config).unwrap();
+    assert_eq!(reg.shelves(), (0, 1), "nothing opens before a tenant loads");
+    let t = reg.tenant("tb").unwrap();
+    assert_eq!(reg.shelves(), (1, 1));
+    assert_eq!(
+        reg.close_idle_shelves().unwrap(),
+        0,
+        "a loaded tenant holds it"
+    );
+    drop(t);
+    reg.cool_tenant("tb").unwrap();
+    assert_eq!(reg.close_idle_shelves().unwrap(), 1);
+    assert_eq!(reg.shelves(), (0, 1));
+    assert_eq!(queries_of(&reg.tenant("tb").unwrap()), before[1]);
+    assert_eq!(reg.shelves(), (1, 1));
+}
+
 fn quota_tenant(reg: &Registry, name: &str, quotas: Quotas) -> Arc<bulkhead::engine::Tenant> {
     reg.create_tenant_with_quotas(name, spec(4, Metric::L2), quotas)
         .unwrap()
