@@ -25,6 +25,11 @@ test: setup
 	else echo "buf lint skipped: npx not found (apt-get install npm to run it)"; fi
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
 	$(CARGO) test $(PROFILE) --workspace
+	# The audit against a deliberately broken build (Get without its
+	# tenant check) must find the leak. Then the normal binary is built
+	# again, so the broken one is never left in the target dir.
+	$(CARGO) test $(PROFILE) --features audit-leak-for-tests --test api audit::
+	$(CARGO) build $(PROFILE) --bin bulkhead
 
 bench: setup
 	$(CARGO) bench --locked --bench tenant

@@ -182,7 +182,16 @@ impl PointsService for PointsApi {
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::GetResponse>, Status> {
+        #[cfg(not(feature = "audit-leak-for-tests"))]
         let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        // The deliberately broken build: any valid token reads any tenant.
+        #[cfg(feature = "audit-leak-for-tests")]
+        let tenant = {
+            bearer(&request)?;
+            self.registry
+                .tenant(&request.get_ref().tenant)
+                .map_err(|e| to_status(e, Plane::Data))?
+        };
         let r = request.into_inner();
         let points = blocking(
             move || tenant.get(&r.ids, r.with_payload, r.with_vector),

@@ -35,6 +35,10 @@ enum AdminCommand {
     /// Issue, revoke and list tenant tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Prove isolation live: create canary tenants, probe each from the
+    /// others through every RPC and the embedder, print one row per layer,
+    /// drop the canaries. Exits non-zero on any leak.
+    Audit,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,9 +191,22 @@ impl AdminArgs {
         let token = self
             .token
             .ok_or("the admin token is required: --token or BULKHEAD_ADMIN_TOKEN")?;
-        let admin = AdminClient::connect(self.addr, token).await?;
         let json = self.json;
+        if let AdminCommand::Audit = self.command {
+            let report = super::audit::run(&self.addr, &token).await?;
+            if json {
+                print_json(&report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            return match report.leaks() {
+                0 => Ok(()),
+                n => Err(format!("the audit found {n} leak(s)").into()),
+            };
+        }
+        let admin = AdminClient::connect(self.addr, token).await?;
         match self.command {
+            AdminCommand::Audit => {}
             AdminCommand::Tenant(TenantCommand::Create {
                 name,
                 dim,

@@ -4,6 +4,7 @@
 //! non-zero exit code.
 
 mod admin;
+pub mod audit;
 mod client;
 
 pub use admin::AdminArgs;

@@ -2,6 +2,7 @@
 //! compiled as one binary.
 
 mod admin_token;
+mod audit;
 mod auth;
 mod cli;
 mod common;
