@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod crud;
 mod embed;
+mod errors;
 mod lifecycle;
 mod quotas;
 mod sdk;
