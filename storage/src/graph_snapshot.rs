@@ -37,6 +37,7 @@ struct Manifest {
 #[derive(Debug, Clone)]
 pub struct GraphSnapshot {
     dir: PathBuf,
+    faults: Option<std::sync::Arc<crate::faults::FaultInjector>>,
 }
 
 /// A graph read back from a snapshot.
@@ -48,8 +49,11 @@ pub struct LoadedGraph<D: Distance<f32>> {
 }
 
 impl GraphSnapshot {
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        GraphSnapshot { dir }
+    pub(crate) fn new(
+        dir: PathBuf,
+        faults: Option<std::sync::Arc<crate::faults::FaultInjector>>,
+    ) -> Self {
+        GraphSnapshot { dir, faults }
     }
 
     /// Writes `hnsw` as the tenant's snapshot. The caller guarantees that no
@@ -67,6 +71,7 @@ impl GraphSnapshot {
         if !tenant_dir.exists() {
             return Err(StorageError::Gone);
         }
+        crate::faults::check(self.faults.as_ref(), "snapshot write")?;
         fs_err::create_dir_all(&self.dir)?;
         let previous = self.manifest().ok().flatten();
         // A fresh name for every dump: hnsw_rs overwrites a dump of the same
@@ -104,6 +109,7 @@ impl GraphSnapshot {
         {
             let mut file = fs_err::File::create(&tmp)?;
             std::io::Write::write_all(&mut file, &body)?;
+            crate::faults::check(self.faults.as_ref(), "snapshot sync")?;
             file.sync_all()?;
         }
         fs_err::rename(&tmp, self.dir.join(MANIFEST))?;

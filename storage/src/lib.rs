@@ -19,6 +19,7 @@
 mod audit;
 mod codec;
 mod error;
+mod faults;
 mod graph_snapshot;
 mod layout;
 mod meta;
@@ -28,6 +29,7 @@ mod tenant_store;
 
 pub use codec::{decode, encode};
 pub use error::{Result, StorageError};
+pub use faults::FaultInjector;
 pub use graph_snapshot::{GraphSnapshot, LoadedGraph};
 pub use meta::{ShelfId, TenantRecord, TokenRecord};
 pub use storage::{Storage, StorageOptions};

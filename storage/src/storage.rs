@@ -9,6 +9,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::audit::AuditLog;
 use crate::error::{Result, StorageError};
+use crate::faults::{FaultInjector, check};
 use crate::layout::{Layout, sync_dir};
 use crate::meta::{MetaStore, ShelfId, TenantRecord, TokenRecord};
 use crate::shelf::{ClassMemory, Shelf};
@@ -21,6 +22,8 @@ pub struct StorageOptions {
     /// A shelf none of whose tenants is loaded closes after this long
     /// unused (see [`Storage::close_idle_shelves`]).
     pub close_idle_shelf_after: Duration,
+    /// Fault injection for tests (see [`FaultInjector`]); None in service.
+    pub faults: Option<Arc<FaultInjector>>,
 }
 
 impl Default for StorageOptions {
@@ -32,6 +35,7 @@ impl Default for StorageOptions {
         StorageOptions {
             tenants_per_shelf: 100,
             close_idle_shelf_after: Duration::from_secs(60),
+            faults: None,
         }
     }
 }
@@ -245,6 +249,7 @@ impl Storage {
         settings: Vec<u8>,
     ) -> Result<Option<(TenantRecord, TenantStore)>> {
         let _placement = self.placement.lock();
+        check(self.options.faults.as_ref(), "tenant create")?;
         if self.meta.tenant(name)?.is_some() {
             return Ok(None);
         }
@@ -268,7 +273,10 @@ impl Storage {
         // The commit point: before it, a crash leaves orphans that open() removes.
         self.meta.put_tenant(&record)?;
         entry.members.lock().insert(incarnation);
-        Ok(Some((record, TenantStore::new(shelf, incarnation, dir))))
+        Ok(Some((
+            record,
+            TenantStore::new(shelf, incarnation, dir, self.options.faults.clone()),
+        )))
     }
 
     /// A shelf of the trust class with room for one more tenant (an open
@@ -306,6 +314,7 @@ impl Storage {
             shelf,
             record.incarnation,
             self.layout.tenant_dir(record.incarnation),
+            self.options.faults.clone(),
         ))
     }
 
@@ -335,6 +344,7 @@ impl Storage {
     /// folder. Returns once none of its bytes remain in live files.
     pub fn drop_tenant(&self, record: &TenantRecord) -> Result<()> {
         let _placement = self.placement.lock();
+        check(self.options.faults.as_ref(), "tenant drop")?;
         match self.meta.tenant(&record.name)? {
             Some(current) if current.incarnation == record.incarnation => {
                 self.meta.delete_tenant(&record.name, record.incarnation)?;

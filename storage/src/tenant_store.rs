@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
 use crate::error::{Result, StorageError};
+use crate::faults::FaultInjector;
 use crate::graph_snapshot::GraphSnapshot;
 use crate::layout::column_family;
 use crate::shelf::Shelf;
@@ -64,6 +65,7 @@ pub struct TenantStore {
     incarnation: u64,
     cf: String,
     dir: PathBuf,
+    faults: Option<Arc<FaultInjector>>,
 }
 
 impl std::fmt::Debug for TenantStore {
@@ -76,12 +78,18 @@ impl std::fmt::Debug for TenantStore {
 }
 
 impl TenantStore {
-    pub(crate) fn new(shelf: Arc<Shelf>, incarnation: u64, dir: PathBuf) -> Self {
+    pub(crate) fn new(
+        shelf: Arc<Shelf>,
+        incarnation: u64,
+        dir: PathBuf,
+        faults: Option<Arc<FaultInjector>>,
+    ) -> Self {
         TenantStore {
             shelf,
             incarnation,
             cf: column_family(incarnation),
             dir,
+            faults,
         }
     }
 
@@ -125,6 +133,7 @@ impl TenantStore {
             batch.put_cf(cf, NEXT_INTERNAL_ID, next_internal_id.to_be_bytes());
             let mut sync = WriteOptions::default();
             sync.set_sync(true);
+            crate::faults::check(self.faults.as_ref(), "tenant commit")?;
             self.shelf.db.write_opt(batch, &sync)?;
             Ok(())
         })
@@ -185,6 +194,6 @@ impl TenantStore {
 
     /// The tenant's graph snapshots, in its own folder.
     pub fn graph_snapshot(&self) -> GraphSnapshot {
-        GraphSnapshot::new(self.dir.join("graph"))
+        GraphSnapshot::new(self.dir.join("graph"), self.faults.clone())
     }
 }
