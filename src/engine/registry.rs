@@ -433,19 +433,42 @@ impl Registry {
     pub fn drop_tenant(&self, name: &str) -> Result<()> {
         let name = TenantName::parse(name)?;
         let _lifecycle = self.lifecycle.lock();
-        let slot = self
-            .tenants
-            .write()
-            .remove(&name)
-            .ok_or(EngineError::TenantNotFound)?;
+        let slot = self.slot(name.as_str())?;
         // Wait out a load in progress and forbid later ones.
         let mut dropped = slot.loading.lock();
         *dropped = true;
         let erase = || Ok(self.storage.drop_tenant(&slot.record)?);
-        match slot.loaded.write().take() {
-            Some(tenant) => tenant.drop_with(erase)?,
-            None => erase()?,
+        let loaded = slot.loaded.write().take();
+        let erased = match &loaded {
+            Some(tenant) => tenant.drop_with(erase),
+            None => erase(),
+        };
+        if let Err(e) = erased {
+            // The record is the commit point: while it is there the tenant
+            // is wholly there, so it stays usable; once it is gone, the
+            // tenant is gone (what the failure left is removed when its
+            // shelf next opens) and the error says the cleanup failed.
+            let kept = matches!(
+                self.storage.tenant(name.as_str()),
+                Ok(Some(record)) if record.incarnation == slot.record.incarnation
+            );
+            if kept {
+                *dropped = false;
+                if let Some(tenant) = loaded {
+                    tenant.undrop();
+                    *slot.loaded.write() = Some(tenant);
+                }
+                return Err(e);
+            }
+            tracing::error!(tenant = %name, error = %e, "tenant dropped, but removing its data failed");
+            if let Some(tenant) = &loaded {
+                tenant.mark_dropped();
+            }
+            self.tenants.write().remove(&name);
+            self.credentials.forget_incarnation(slot.record.incarnation);
+            return Err(e);
         }
+        self.tenants.write().remove(&name);
         for earlier in slot.evicted.lock().drain(..) {
             if let Some(tenant) = earlier.upgrade() {
                 tenant.mark_dropped();

@@ -953,6 +953,11 @@ impl Tenant {
         Ok(())
     }
 
+    /// Undoes a drop whose erase failed before its commit point.
+    pub(crate) fn undrop(&self) {
+        self.dropped.store(false, Ordering::Release);
+    }
+
     /// Marks an evicted load dropped too, so its last readers see the
     /// tenant gone.
     pub(crate) fn mark_dropped(&self) {
@@ -964,7 +969,11 @@ impl Tenant {
     pub(crate) fn drop_with(&self, erase: impl FnOnce() -> Result<()>) -> Result<()> {
         self.dropped.store(true, Ordering::Release);
         let _writer = self.writer.lock();
-        erase()?;
+        if let Err(e) = erase() {
+            // Not dropped after all (or the registry decides otherwise).
+            self.dropped.store(false, Ordering::Release);
+            return Err(e);
+        }
         *self.table.write() = PointTable::default();
         *self.graph.write() = None;
         self.graph_on_disk.store(false, Ordering::Release);

@@ -28,8 +28,16 @@ impl TestServer {
 
     /// The server with these embedding sidecars.
     pub async fn start_with(embedders: bulkhead::api::Embedders) -> TestServer {
+        Self::start_with_engine(EngineConfig::default(), embedders).await
+    }
+
+    /// The server over an engine configured with `config`.
+    pub async fn start_with_engine(
+        config: EngineConfig,
+        embedders: bulkhead::api::Embedders,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Arc::new(Registry::open(dir.path(), EngineConfig::default()).unwrap());
+        let registry = Arc::new(Registry::open(dir.path(), config).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -9,6 +9,7 @@ mod common;
 mod crud;
 mod embed;
 mod errors;
+mod faults;
 mod lifecycle;
 mod quotas;
 mod sdk;

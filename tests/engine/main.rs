@@ -4,6 +4,7 @@
 mod common;
 mod crash;
 mod drop;
+mod faults;
 mod filters;
 mod model;
 mod points;
