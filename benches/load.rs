@@ -18,6 +18,11 @@
 //! (and during a flood by a tenant with no quota, where only the fair
 //! search queue protects the victim).
 //!
+//! Soak (`--soak SECONDS`, off by default): mixed load through gRPC for
+//! that long: 4 clients over 20 tenants (searches, upserts, deletes,
+//! counts, scrolls) and a fifth that creates, fills, searches and drops
+//! tenants; every error counts as unexpected; RSS is sampled each minute.
+//!
 //! Many tenants: `--many` counts (default 1,000) of `--many-size` points
 //! each (default 100): create time, reopen time, resident memory per
 //! tenant, and query latency under a Zipf mix of tenants.
@@ -25,7 +30,7 @@
 //! `cargo bench --bench load -- [--n 20000] [--dim 128] [--queries 1000]
 //! [--ef 16,32,64,128,256] [--tenants 100] [--many 1000,10000]
 //! [--many-size 100] [--data DIR] [--out DIR]
-//! [--skip grpc,isolation,writes,noisy,many]`
+//! [--skip grpc,isolation,writes,noisy,many] [--soak SECONDS]`
 //!
 //! `--data DIR` runs on a dataset made elsewhere: DIR/base.fvecs and
 //! DIR/queries.fvecs (e.g. real text embeddings from the embedder's
@@ -71,6 +76,7 @@ struct Args {
     /// Keep the many-tenants data here (one folder per count) and reuse
     /// it when it is already there, instead of a temporary directory.
     many_dir: Option<PathBuf>,
+    soak: Option<u64>,
     data: Option<PathBuf>,
     out: Option<PathBuf>,
     skip: Vec<String>,
@@ -92,6 +98,7 @@ fn parse_args() -> Result<Args, Error> {
         many: vec![1_000],
         many_size: 100,
         many_dir: None,
+        soak: None,
         data: None,
         out: None,
         skip: Vec::new(),
@@ -120,6 +127,7 @@ fn parse_args() -> Result<Args, Error> {
             }
             "--many-size" => args.many_size = value()?.parse()?,
             "--many-dir" => args.many_dir = Some(PathBuf::from(value()?)),
+            "--soak" => args.soak = Some(value()?.parse()?),
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--out" => args.out = Some(PathBuf::from(value()?)),
             "--skip" => {
@@ -474,6 +482,198 @@ async fn flood(
         refused += r;
     }
     Ok((ok, refused))
+}
+
+/// The soak (see the top of this file).
+fn soak(set: &Arc<Dataset>, dim: usize, seconds: u64) -> Result<Value, Error> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const TENANTS: usize = 20;
+    const CLIENTS: usize = 4;
+    let data_dir = tempfile::tempdir()?;
+    let registry = Arc::new(Registry::open(data_dir.path(), EngineConfig::default())?);
+    let spec = TenantSpec::new(dim as u32, Metric::Cosine);
+    let size = 2_000.min(set.base.len());
+    let mut tokens = Vec::new();
+    for t in 0..TENANTS {
+        let name = format!("soak{t}");
+        let tenant = registry.create_tenant(&name, spec.clone())?;
+        let points: Vec<PointInput> = set.base[..size]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| PointInput::new(format!("p{i}"), v.clone()))
+            .collect();
+        tenant.upsert(&points)?;
+        tokens.push((name, registry.issue_token(&format!("soak{t}"))?.token));
+    }
+    let server_runtime = tokio::runtime::Runtime::new()?;
+    let (url, stop_server, server) = server_runtime.block_on(serve(&registry))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ops = Arc::new([(); 6].map(|_| AtomicU64::new(0)));
+    let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let client_runtime = tokio::runtime::Runtime::new()?;
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (url, tokens, set, stop, ops, errors) = (
+            url.clone(),
+            tokens.clone(),
+            Arc::clone(set),
+            Arc::clone(&stop),
+            Arc::clone(&ops),
+            Arc::clone(&errors),
+        );
+        tasks.push(client_runtime.spawn(async move {
+            let mut clients = Vec::new();
+            for (name, token) in &tokens {
+                clients
+                    .push(TenantClient::connect(url.clone(), name.clone(), token.clone()).await?);
+            }
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) {
+                let client = &clients[i % clients.len()];
+                let q = set.queries[i % set.queries.len()].clone();
+                let (kind, result) = match i % 10 {
+                    0..=5 => (0, client.search(q).k(K as u32).send().await.map(|_| ())),
+                    6 | 7 => {
+                        let points = (0..10)
+                            .map(|j| {
+                                bulkhead_client::Point::new(
+                                    format!("n{c}-{i}-{j}"),
+                                    set.base[(i + j) % size].clone(),
+                                )
+                            })
+                            .collect();
+                        (1, client.upsert(points).await.map(|_| ()))
+                    }
+                    8 => {
+                        let ids = (0..10)
+                            .map(|j| format!("n{c}-{}-{j}", i.saturating_sub(20)))
+                            .collect();
+                        (2, client.delete(ids).await.map(|_| ()))
+                    }
+                    _ if i % 20 == 9 => (3, client.count(None).await.map(|_| ())),
+                    _ => (4, client.scroll(None, 100, None).await.map(|_| ())),
+                };
+                ops[kind].fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = result {
+                    errors.lock().map_err(|_| "poisoned")?.push(e.to_string());
+                }
+                i += CLIENTS;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    // The churner: create, fill, search, drop, again and again.
+    {
+        let (registry, set, stop, ops, errors, url) = (
+            Arc::clone(&registry),
+            Arc::clone(set),
+            Arc::clone(&stop),
+            Arc::clone(&ops),
+            Arc::clone(&errors),
+            url.clone(),
+        );
+        let spec = spec.clone();
+        tasks.push(client_runtime.spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let name = format!("churn{n}");
+                let made = {
+                    let (registry, name, spec) =
+                        (Arc::clone(&registry), name.clone(), spec.clone());
+                    tokio::task::spawn_blocking(move || {
+                        registry.create_tenant(&name, spec)?;
+                        registry.issue_token(&name).map(|t| t.token)
+                    })
+                    .await?
+                };
+                let outcome: Result<(), String> = async {
+                    let token = made.map_err(|e| e.to_string())?;
+                    let client = TenantClient::connect(url.clone(), name.clone(), token)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let points = set.base[..200]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| bulkhead_client::Point::new(i.to_string(), v.clone()))
+                        .collect();
+                    client.upsert(points).await.map_err(|e| e.to_string())?;
+                    client
+                        .search(set.queries[0].clone())
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(())
+                }
+                .await;
+                let dropped = {
+                    let (registry, name) = (Arc::clone(&registry), name.clone());
+                    tokio::task::spawn_blocking(move || registry.drop_tenant(&name)).await?
+                };
+                ops[5].fetch_add(1, Ordering::Relaxed);
+                let mut errors = errors.lock().map_err(|_| "poisoned")?;
+                if let Err(e) = outcome {
+                    errors.push(e);
+                }
+                if let Err(e) = dropped {
+                    errors.push(e.to_string());
+                }
+                n += 1;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    let started = Instant::now();
+    let mut rss = vec![json!({"second": 0, "rss_bytes": rss_bytes()})];
+    while started.elapsed().as_secs() < seconds {
+        std::thread::sleep(Duration::from_secs(1));
+        let s = started.elapsed().as_secs();
+        if s.is_multiple_of(60) || s >= seconds {
+            rss.push(json!({"second": s, "rss_bytes": rss_bytes()}));
+            eprintln!("soak: {s} s, RSS {} MiB", rss_bytes() >> 20);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        client_runtime.block_on(task)??;
+    }
+    drop(client_runtime);
+    let _ = stop_server.send(());
+    server_runtime.block_on(server)??;
+    let counts: Vec<u64> = ops.iter().map(|o| o.load(Ordering::Relaxed)).collect();
+    let errors = errors.lock().map_err(|_| "poisoned")?.clone();
+    let first = rss.get(1).unwrap_or(&rss[0])["rss_bytes"]
+        .as_u64()
+        .unwrap_or(1)
+        .max(1);
+    let last = rss
+        .last()
+        .map_or(0, |r| r["rss_bytes"].as_u64().unwrap_or(0));
+    let markdown = format!(
+        "### Soak: {seconds} s of mixed load through gRPC, {TENANTS} tenants of {size} points, 4 clients and a churner
+
+Operations: {} searches, {} upserts of 10, {} deletes, {} counts, {} scrolls, {} tenants created, filled, searched and dropped. Unexpected errors: {}. RSS (MiB) each minute: {}; last / first minute {:.2}.
+",
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
+        counts[4],
+        counts[5],
+        errors.len(),
+        rss.iter()
+            .map(|r| (r["rss_bytes"].as_u64().unwrap_or(0) >> 20).to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        last as f64 / first as f64,
+    );
+    Ok(json!({
+        "seconds": seconds,
+        "ops": {"search": counts[0], "upsert": counts[1], "delete": counts[2], "count": counts[3], "scroll": counts[4], "tenant_cycles": counts[5]},
+        "unexpected_errors": errors.len(),
+        "first_errors": errors.iter().take(10).collect::<Vec<_>>(),
+        "rss": rss,
+        "markdown": markdown,
+    }))
 }
 
 /// The noisy-neighbour scenario (see the top of this file).
@@ -1048,6 +1248,11 @@ fn main() -> Result<(), Error> {
         eprintln!("durable writes");
         writes = durable_writes(&set, args.dim, 5.0)?;
     }
+    let mut soaked = Value::Null;
+    if let Some(seconds) = args.soak {
+        eprintln!("soak");
+        soaked = soak(&set, args.dim, seconds)?;
+    }
     let mut noisy = Value::Null;
     if args.runs("noisy") {
         eprintln!("noisy neighbour");
@@ -1073,6 +1278,7 @@ fn main() -> Result<(), Error> {
         "isolation": isolation,
         "durable_writes": writes,
         "noisy_neighbour": noisy,
+        "soak": soaked,
         "many_tenants": many,
         "cold_first_query": cold,
     });
@@ -1098,6 +1304,8 @@ fn main() -> Result<(), Error> {
         + writes["markdown"].as_str().unwrap_or_default()
         + "\n"
         + noisy["markdown"].as_str().unwrap_or_default()
+        + "\n"
+        + soaked["markdown"].as_str().unwrap_or_default()
         + "\n"
         + &many_table(&many);
     fs_err::write(
