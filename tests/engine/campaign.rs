@@ -135,7 +135,14 @@ fn a_crash_campaign_loses_no_acknowledged_write_and_leaves_no_half_tenant() {
         let reader = BufReader::new(child.stdout.take().unwrap());
         for line in reader.lines() {
             let line = line.unwrap();
-            let parts: Vec<&str> = line.split_whitespace().collect();
+            // libtest prints "test campaign::campaign_child ... " without a
+            // newline before the test's own output: parse from the marker.
+            let from = ["BEGIN ", "ACK "]
+                .iter()
+                .filter_map(|m| line.find(m))
+                .min()
+                .unwrap_or(line.len());
+            let parts: Vec<&str> = line[from..].split_whitespace().collect();
             match parts.as_slice() {
                 ["BEGIN", tenant, "upsert" | "delete", b] => {
                     let b: u64 = b.parse().unwrap();
