@@ -443,7 +443,7 @@ impl Registry {
             Some(tenant) => tenant.drop_with(erase),
             None => erase(),
         };
-        if let Err(e) = erased {
+        if erased.is_err() {
             // The record is the commit point: while it is there the tenant
             // is wholly there, so it stays usable; once it is gone, the
             // tenant is gone (what the failure left is removed when its
@@ -458,15 +458,14 @@ impl Registry {
                     tenant.undrop();
                     *slot.loaded.write() = Some(tenant);
                 }
-                return Err(e);
+                return erased;
             }
-            tracing::error!(tenant = %name, error = %e, "tenant dropped, but removing its data failed");
+            if let Err(e) = &erased {
+                tracing::error!(tenant = %name, error = %e, "tenant dropped, but removing its data failed");
+            }
             if let Some(tenant) = &loaded {
                 tenant.mark_dropped();
             }
-            self.tenants.write().remove(&name);
-            self.credentials.forget_incarnation(slot.record.incarnation);
-            return Err(e);
         }
         self.tenants.write().remove(&name);
         for earlier in slot.evicted.lock().drain(..) {
@@ -475,6 +474,10 @@ impl Registry {
             }
         }
         drop(dropped);
+        if let Err(e) = erased {
+            self.credentials.forget_incarnation(slot.record.incarnation);
+            return Err(e);
+        }
         self.credentials.forget_incarnation(slot.record.incarnation);
         self.audit("tenant.drop", name.as_str(), None)?;
         tracing::info!(tenant = %name, "tenant dropped");
