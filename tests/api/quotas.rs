@@ -134,142 +134,52 @@ async fn quotas_answer_resource_exhausted_naming_the_quota_and_only_the_callers_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_pins_warms_and_cools_tenants_and_describe_does_not_load_them() {
+    use bulkhead_client::{AdminClient, Error};
+
     let server = TestServer::start().await;
     let token = server.tenant("resident").await;
     upsert(&server, "resident", &token, 0..20).await.unwrap();
-    let describe = |name: &'static str| {
-        let mut admin = server.admin();
-        async move {
-            admin
-                .describe_tenant(with_token(
-                    proto::DescribeTenantRequest { name: name.into() },
-                    ADMIN,
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .tenant
-                .unwrap()
-        }
-    };
+    // Through the Rust SDK's admin client.
+    let admin = AdminClient::with_channel(server.channel.clone(), ADMIN).unwrap();
     let active = proto::TenantState::Active as i32;
     let cold = proto::TenantState::Cold as i32;
-    let info = describe("resident").await;
+    let info = admin.describe_tenant("resident").await.unwrap();
     assert_eq!(info.state, active);
     assert!(info.resident_bytes > 0);
     assert!(info.payload_bytes > 0);
 
-    let cooled = server
-        .admin()
-        .cool_tenant(with_token(
-            proto::CoolTenantRequest {
-                name: "resident".into(),
-            },
-            ADMIN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
+    let cooled = admin.cool_tenant("resident").await.unwrap();
     assert_eq!(cooled.state, cold);
     assert_eq!(cooled.resident_bytes, 0);
     assert_eq!(cooled.points, 20, "a cold tenant shows its last known size");
-    assert_eq!(
-        describe("resident").await.state,
-        cold,
-        "describe left it cold"
-    );
+    let described = admin.describe_tenant("resident").await.unwrap();
+    assert_eq!(described.state, cold, "describe left it cold");
     // The next request loads it, with everything in place.
     assert_eq!(count(&server, "resident", &token).await.unwrap(), 20);
-    assert_eq!(describe("resident").await.state, active);
+    assert_eq!(
+        admin.describe_tenant("resident").await.unwrap().state,
+        active
+    );
 
     // Pinned: cooling is refused and says why.
-    let pinned = server
-        .admin()
-        .pin_tenant(with_token(
-            proto::PinTenantRequest {
-                name: "resident".into(),
-                pinned: true,
-            },
-            ADMIN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
-    assert!(pinned.pinned);
-    let err = server
-        .admin()
-        .cool_tenant(with_token(
-            proto::CoolTenantRequest {
-                name: "resident".into(),
-            },
-            ADMIN,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("unpin"), "{}", err.message());
-    server
-        .admin()
-        .pin_tenant(with_token(
-            proto::PinTenantRequest {
-                name: "resident".into(),
-                pinned: false,
-            },
-            ADMIN,
-        ))
-        .await
-        .unwrap();
-    server
-        .admin()
-        .cool_tenant(with_token(
-            proto::CoolTenantRequest {
-                name: "resident".into(),
-            },
-            ADMIN,
-        ))
-        .await
-        .unwrap();
-    let warmed = server
-        .admin()
-        .warm_tenant(with_token(
-            proto::WarmTenantRequest {
-                name: "resident".into(),
-            },
-            ADMIN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
-    assert_eq!(warmed.state, active);
+    assert!(admin.pin_tenant("resident", true).await.unwrap().pinned);
+    match admin.cool_tenant("resident").await {
+        Err(Error::InvalidArgument(message)) => assert!(message.contains("unpin"), "{message}"),
+        other => panic!("cooling a pinned tenant: {other:?}"),
+    }
+    assert!(!admin.pin_tenant("resident", false).await.unwrap().pinned);
+    admin.cool_tenant("resident").await.unwrap();
+    assert_eq!(admin.warm_tenant("resident").await.unwrap().state, active);
     // None of these is open to a tenant token, nor to a missing tenant.
-    let err = server
-        .admin()
-        .warm_tenant(with_token(
-            proto::WarmTenantRequest {
-                name: "resident".into(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    let err = server
-        .admin()
-        .cool_tenant(with_token(
-            proto::CoolTenantRequest {
-                name: "nobody".into(),
-            },
-            ADMIN,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
+    let as_tenant = AdminClient::with_channel(server.channel.clone(), &token).unwrap();
+    assert!(matches!(
+        as_tenant.warm_tenant("resident").await,
+        Err(Error::PermissionDenied(_))
+    ));
+    assert!(matches!(
+        admin.cool_tenant("nobody").await,
+        Err(Error::NotFound(_))
+    ));
     server.stop().await;
 }
 
