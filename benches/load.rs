@@ -20,8 +20,10 @@
 //!
 //! Soak (`--soak SECONDS`, off by default): mixed load through gRPC for
 //! that long: 4 clients over 20 tenants (searches, upserts, deletes,
-//! counts, scrolls) and a fifth that creates, fills, searches and drops
-//! tenants; every error counts as unexpected; RSS is sampled each minute.
+//! counts, scrolls; writes replace and delete within 1,000 ids per client,
+//! so the data reaches a steady size) and a fifth that creates, fills,
+//! searches and drops tenants; every error counts as unexpected; RSS is
+//! sampled each minute.
 //!
 //! Many tenants: `--many` counts (default 1,000) of `--many-size` points
 //! each (default 100): create time, reopen time, resident memory per
@@ -530,6 +532,9 @@ fn soak(set: &Arc<Dataset>, dim: usize, seconds: u64) -> Result<Value, Error> {
             let mut i = c;
             while !stop.load(Ordering::Relaxed) {
                 let client = &clients[i % clients.len()];
+                // Writes replace and delete points of a bounded set of ids,
+                // so the data reaches a steady size and memory can be flat.
+                let slot = (i / 10) % 100;
                 let q = set.queries[i % set.queries.len()].clone();
                 let (kind, result) = match i % 10 {
                     0..=5 => (0, client.search(q).k(K as u32).send().await.map(|_| ())),
@@ -537,7 +542,7 @@ fn soak(set: &Arc<Dataset>, dim: usize, seconds: u64) -> Result<Value, Error> {
                         let points = (0..10)
                             .map(|j| {
                                 bulkhead_client::Point::new(
-                                    format!("n{c}-{i}-{j}"),
+                                    format!("n{c}-{slot}-{j}"),
                                     set.base[(i + j) % size].clone(),
                                 )
                             })
@@ -546,7 +551,7 @@ fn soak(set: &Arc<Dataset>, dim: usize, seconds: u64) -> Result<Value, Error> {
                     }
                     8 => {
                         let ids = (0..10)
-                            .map(|j| format!("n{c}-{}-{j}", i.saturating_sub(20)))
+                            .map(|j| format!("n{c}-{}-{j}", (slot + 50) % 100))
                             .collect();
                         (2, client.delete(ids).await.map(|_| ()))
                     }
