@@ -9,14 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use bulkhead::engine::{Metric, PointInput, Registry, SearchRequest};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{random_vector, small_config, spec};
+use crate::common::{marked_words, random_vector, small_config, spawn_child, spec};
 
 const CHILD_ENV: &str = "BULKHEAD_CAMPAIGN_CHILD_DIR";
 const ROUND_ENV: &str = "BULKHEAD_CAMPAIGN_ROUND";
@@ -113,20 +112,13 @@ fn a_crash_campaign_loses_no_acknowledged_write_and_leaves_no_half_tenant() {
     let mut ledger = Ledger::default();
     let mut kills = Vec::new();
     for round in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "campaign::campaign_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, dir.path())
-            .env(ROUND_ENV, round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child(
+            "campaign::campaign_child",
+            &[
+                (CHILD_ENV, dir.path().display().to_string()),
+                (ROUND_ENV, round.to_string()),
+            ],
+        );
         // Kill after a random number of acknowledgements.
         let kill_after = rng.random_range(20..400);
         let mut acks = 0;
@@ -135,14 +127,7 @@ fn a_crash_campaign_loses_no_acknowledged_write_and_leaves_no_half_tenant() {
         let reader = BufReader::new(child.stdout.take().unwrap());
         for line in reader.lines() {
             let line = line.unwrap();
-            // libtest prints "test campaign::campaign_child ... " without a
-            // newline before the test's own output: parse from the marker.
-            let from = ["BEGIN ", "ACK "]
-                .iter()
-                .filter_map(|m| line.find(m))
-                .min()
-                .unwrap_or(line.len());
-            let parts: Vec<&str> = line[from..].split_whitespace().collect();
+            let parts = marked_words(&line, &["BEGIN", "ACK"]);
             match parts.as_slice() {
                 ["BEGIN", tenant, "upsert" | "delete", b] => {
                     let b: u64 = b.parse().unwrap();

@@ -71,3 +71,35 @@ pub fn search_ids(
     .map(|p| p.id)
     .collect()
 }
+
+/// Runs the ignored test `name` of this binary as a child process with
+/// `env` set, its stdout piped (the crash tests' acknowledgements).
+pub fn spawn_child(name: &str, env: &[(&str, String)]) -> std::process::Child {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.spawn().unwrap()
+}
+
+/// The words of a child's output line from its first `markers` word on:
+/// libtest prints "test name ... " without a newline before the test's own
+/// first line.
+pub fn marked_words<'a>(line: &'a str, markers: &[&str]) -> Vec<&'a str> {
+    let from = markers
+        .iter()
+        .filter_map(|m| line.find(&format!("{m} ")))
+        .min()
+        .unwrap_or(line.len());
+    line[from..].split_whitespace().collect()
+}

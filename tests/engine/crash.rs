@@ -3,13 +3,12 @@
 //! checks after reopening that every acknowledged operation is there.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use bulkhead::engine::{Metric, PointInput, Registry};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{random_vector, small_config, spec};
+use crate::common::{marked_words, random_vector, small_config, spawn_child, spec};
 
 const CHILD_ENV: &str = "BULKHEAD_CRASH_CHILD_DIR";
 const START_ENV: &str = "BULKHEAD_CRASH_CHILD_START";
@@ -62,50 +61,52 @@ fn invariant_6_acknowledged_writes_survive_sigkill() {
     let mut in_flight_deletes = Vec::new();
     let mut next_start = 0u64;
     for round in 0..3 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "crash::crash_child_writer",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, dir.path())
-            .env(START_ENV, next_start.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child(
+            "crash::crash_child_writer",
+            &[
+                (CHILD_ENV, dir.path().display().to_string()),
+                (START_ENV, next_start.to_string()),
+            ],
+        );
         let kill_after = rng.random_range(10..80);
         let mut acks = 0;
         let reader = BufReader::new(child.stdout.take().unwrap());
+        let mut last_upsert = false;
         for line in reader.lines() {
             let line = line.unwrap();
-            let mut parts = line.split_whitespace();
+            let words = marked_words(&line, &["ACK"]);
+            let mut parts = words.into_iter();
             match (
                 parts.next(),
                 parts.next(),
                 parts.next().and_then(|b| b.parse::<u64>().ok()),
             ) {
-                (Some("ACK"), Some("upsert"), Some(b)) => upserted.push(b),
-                (Some("ACK"), Some("delete"), Some(b)) => deleted.push(b),
+                (Some("ACK"), Some("upsert"), Some(b)) => {
+                    upserted.push(b);
+                    last_upsert = true;
+                }
+                (Some("ACK"), Some("delete"), Some(b)) => {
+                    deleted.push(b);
+                    last_upsert = false;
+                }
                 _ => continue,
             }
             acks += 1;
             if acks == kill_after {
-                child.kill().unwrap(); // SIGKILL
-                // The child's next step after "upsert b" with b % 3 == 2 is
-                // deleting batch b - 1.
-                if line.starts_with("ACK upsert") {
-                    let b = *upserted.last().unwrap();
-                    if b % 3 == 2 {
-                        in_flight_deletes.push(b - 1);
-                    }
-                }
-                break;
+                // SIGKILL. The child runs ahead of this reader: the lines
+                // it printed before it died are still in the pipe and are
+                // read on, since they happened.
+                child.kill().unwrap();
             }
         }
         child.wait().unwrap();
+        // The child's next step after "upsert b" with b % 3 == 2 is
+        // deleting batch b - 1: it may have run unacknowledged.
+        if let (true, Some(&b)) = (last_upsert, upserted.last())
+            && b % 3 == 2
+        {
+            in_flight_deletes.push(b - 1);
+        }
         assert!(
             acks >= kill_after,
             "round {round}: the child stopped early after {acks} acks"
