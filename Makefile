@@ -7,6 +7,11 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/bulkhead/target
 CARGO := cargo
 PROFILE := --release --locked
+# Every command selects the whole workspace: the set of selected packages
+# decides the features of bindgen's build dependencies, and with them the
+# hash of librocksdb-sys. Building `-p bulkhead` alone would compile
+# rocksdb a second time.
+WS := --workspace
 
 .PHONY: setup run test bench
 setup:
@@ -14,7 +19,7 @@ setup:
 
 # The server and the embedding sidecar it starts when the model is there.
 run: setup
-	$(CARGO) build $(PROFILE) -p bulkhead -p bulkhead-embedder
+	$(CARGO) build $(PROFILE) $(WS) --bin bulkhead --bin bulkhead-embedder
 	$(CARGO_TARGET_DIR)/release/bulkhead serve
 
 BUF := npx --yes @bufbuild/buf@1.75.0
@@ -23,13 +28,13 @@ test: setup
 	$(CARGO) fmt --all --check
 	@if command -v npx >/dev/null 2>&1; then $(BUF) lint && echo "buf lint: ok"; \
 	else echo "buf lint skipped: npx not found (apt-get install npm to run it)"; fi
-	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
-	$(CARGO) test $(PROFILE) --workspace
+	$(CARGO) clippy $(PROFILE) $(WS) --all-targets -- -D warnings
+	$(CARGO) test $(PROFILE) $(WS)
 	# The audit against a deliberately broken build (Get without its
 	# tenant check) must find the leak. Then the normal binary is built
 	# again, so the broken one is never left in the target dir.
-	$(CARGO) test $(PROFILE) --features audit-leak-for-tests --test api audit::
-	$(CARGO) build $(PROFILE) --bin bulkhead
+	$(CARGO) test $(PROFILE) $(WS) --features bulkhead/audit-leak-for-tests --test api audit::
+	$(CARGO) build $(PROFILE) $(WS) --bin bulkhead
 
 bench: setup
-	$(CARGO) bench --locked --bench tenant
+	$(CARGO) bench --locked $(WS) --bench tenant

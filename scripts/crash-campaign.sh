@@ -8,5 +8,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulkhead/target}"
-BULKHEAD_CRASH_ROUNDS="${1:-50}" cargo test --release --locked --test engine \
+BULKHEAD_CRASH_ROUNDS="${1:-50}" cargo test --release --locked --workspace --test engine \
   campaign::a_crash_campaign -- --nocapture

@@ -33,7 +33,7 @@ if [ -z "$python" ]; then
   python="$venv/bin/python"
 fi
 
-cargo bench --locked --bench load -- --n "$n" --dim "$dim" --queries "$queries" \
+cargo bench --locked --workspace --bench load -- --n "$n" --dim "$dim" --queries "$queries" \
   --many "$many" --out "$out" "$@"
 echo
 "$python" benches/peers/hnswlib_peer.py "$out"
@@ -41,7 +41,7 @@ echo
 "$python" benches/peers/chroma_peer.py "$out"
 for round in $(seq 1 "${ROUNDS:-3}"); do
   mkdir -p "$out/round-$round"
-  cargo bench --locked --bench load -- --data "$out" --out "$out/round-$round" \
+  cargo bench --locked --workspace --bench load -- --data "$out" --out "$out/round-$round" \
     --skip grpc,isolation,writes,many "$@" > /dev/null
   "$python" benches/peers/hnswlib_peer.py "$out" 16 200 16,32,64,128,256 \
     "$out/round-$round/hnswlib.json" > /dev/null
