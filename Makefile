@@ -5,6 +5,8 @@
 # profile. The target dir lives outside the clone so that later clones
 # (and CI on this machine) reuse it; a fresh machine simply builds it.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/bulkhead/target
+# The Python SDK's tests run here (scripts/setup.sh makes it).
+PY_VENV ?= $(HOME)/.cache/bulkhead/py-venv
 CARGO := cargo
 PROFILE := --release --locked
 # Every command selects the whole workspace: the set of selected packages
@@ -34,7 +36,10 @@ test: setup
 	# tenant check) must find the leak. Then the normal binary is built
 	# again, so the broken one is never left in the target dir.
 	$(CARGO) test $(PROFILE) $(WS) --features bulkhead/audit-leak-for-tests --test api audit::
-	$(CARGO) build $(PROFILE) $(WS) --bin bulkhead
+	$(CARGO) build $(PROFILE) $(WS) --bin bulkhead --bin bulkhead-embedder
+	# The Python SDK, LangChain's standard suite and LlamaIndex, against
+	# that binary.
+	cd sdk/python && PYTHONPATH=src $(PY_VENV)/bin/python -m pytest -q
 
 bench: setup
 	$(CARGO) bench --locked $(WS) --bench tenant
