@@ -9,6 +9,8 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing;
 pub mod local_embedder;
 pub mod server;
 

@@ -5,11 +5,11 @@
 
 mod admin;
 mod auth;
-mod convert;
+pub(crate) mod convert;
 mod embedders;
 mod points;
 mod search_gate;
-mod status;
+pub(crate) mod status;
 
 pub use admin::AdminApi;
 pub use auth::AdminToken;

@@ -4,7 +4,7 @@
 
 mod config;
 mod credentials;
-mod cursor;
+pub(crate) mod cursor;
 mod error;
 mod fair;
 mod filter;
@@ -12,7 +12,7 @@ mod frozen;
 mod graph;
 mod metric;
 mod name;
-mod point;
+pub(crate) mod point;
 mod quota;
 mod registry;
 mod spec;
