@@ -69,15 +69,21 @@ impl AdminClient {
         spec: proto::TenantSpec,
         quotas: Option<proto::Quotas>,
     ) -> Result<proto::TenantInfo> {
-        let request = self.request(proto::CreateTenantRequest {
+        self.create(proto::CreateTenantRequest {
             name: name.into(),
             spec: Some(spec),
             quotas,
-        });
+            contract: None,
+        })
+        .await
+    }
+
+    /// Creates a tenant from a whole request (spec, quotas, contract).
+    pub async fn create(&self, request: proto::CreateTenantRequest) -> Result<proto::TenantInfo> {
         let response = self
             .admin
             .clone()
-            .create_tenant(request)
+            .create_tenant(self.request(request))
             .await?
             .into_inner();
         Ok(response.tenant.unwrap_or_default())
@@ -181,5 +187,81 @@ impl AdminClient {
             .await?
             .into_inner()
             .tokens)
+    }
+
+    /// Replaces a tenant's contract (the server bumps its version).
+    pub async fn set_contract(
+        &self,
+        name: &str,
+        contract: proto::TenantContract,
+    ) -> Result<proto::TenantInfo> {
+        let request = self.request(proto::SetContractRequest {
+            name: name.into(),
+            contract: Some(contract),
+        });
+        let response = self.admin.clone().set_contract(request).await?.into_inner();
+        Ok(response.tenant.unwrap_or_default())
+    }
+
+    /// Registers a model by its weights' SHA-256 with its lineage manifest
+    /// (CycloneDX 1.6 JSON).
+    pub async fn register_model(
+        &self,
+        name: &str,
+        digest: &str,
+        manifest_json: String,
+    ) -> Result<proto::ModelInfo> {
+        let request = self.request(proto::RegisterModelRequest {
+            name: name.into(),
+            digest: digest.into(),
+            manifest_json,
+        });
+        let response = self
+            .admin
+            .clone()
+            .register_model(request)
+            .await?
+            .into_inner();
+        Ok(response.model.unwrap_or_default())
+    }
+
+    pub async fn list_models(&self) -> Result<Vec<proto::ModelInfo>> {
+        let request = self.request(proto::ListModelsRequest {});
+        Ok(self
+            .admin
+            .clone()
+            .list_models(request)
+            .await?
+            .into_inner()
+            .models)
+    }
+
+    /// Assigns a registered model (None: removes the assignment) to a
+    /// trust class or a tenant.
+    pub async fn assign_model(
+        &self,
+        digest: Option<&str>,
+        target: proto::assign_model_request::Target,
+    ) -> Result<()> {
+        let request = self.request(proto::AssignModelRequest {
+            digest: digest.unwrap_or_default().into(),
+            target: Some(target),
+        });
+        self.admin.clone().assign_model(request).await?;
+        Ok(())
+    }
+
+    /// The models whose lineage holds a tenant's data.
+    pub async fn lineage(&self, tenant: &str) -> Result<Vec<proto::ModelInfo>> {
+        let request = self.request(proto::AdminServiceLineageRequest {
+            tenant: tenant.into(),
+        });
+        Ok(self
+            .admin
+            .clone()
+            .lineage(request)
+            .await?
+            .into_inner()
+            .models)
     }
 }

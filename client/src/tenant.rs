@@ -294,6 +294,20 @@ impl TenantClient {
             answer.model,
         ))
     }
+
+    /// The registered models whose lineage holds this tenant's data.
+    pub async fn lineage(&self) -> Result<Vec<proto::LineageModel>> {
+        let request = self.request(proto::LineageRequest {
+            tenant: self.tenant.clone(),
+        });
+        Ok(self
+            .points
+            .clone()
+            .lineage(request)
+            .await?
+            .into_inner()
+            .models)
+    }
 }
 
 /// A search under construction: `client.search(v).k(5).filter(f).send()`.

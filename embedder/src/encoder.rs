@@ -38,6 +38,9 @@ pub struct Encoder {
     dimension: usize,
     pad_id: u32,
     device: Device,
+    /// SHA-256 of model.safetensors, lowercase hex: the model's identity
+    /// in the server's lineage registry.
+    digest: String,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -110,6 +113,11 @@ impl Encoder {
 
         let weights_path = dir.join("model.safetensors");
         let weights = fs_err::read(&weights_path)?;
+        let digest = {
+            use sha2::Digest as _;
+            let hash = sha2::Sha256::digest(&weights);
+            hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
         let vb = VarBuilder::from_buffered_safetensors(weights, DTYPE, device)
             .map_err(|e| EmbedderError::model(&weights_path, e))?;
         let model = Bert::load(vb, &config).map_err(|e| EmbedderError::model(&weights_path, e))?;
@@ -123,12 +131,18 @@ impl Encoder {
             max_seq_length,
             dimension,
             pad_id,
+            digest,
             device: device.clone(),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// SHA-256 (hex) of the weights this encoder loaded.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Length of the vectors this encoder makes.

@@ -90,13 +90,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         max_wait: Duration::from_millis(args.max_wait_ms),
         queue_capacity: args.queue.max(1),
     };
+    let digest = encoder.digest().to_string();
     let batchers = Arc::new(Batchers::start(
         &args.trust_classes,
         Arc::new(encoder),
         config,
     ));
     let cache = Arc::new(EmbeddingCache::new(args.cache_mib << 20));
-    let api = EmbedderApi::new(args.secret, args.model, batchers, cache);
+    let api = EmbedderApi::new(args.secret, args.model, digest, batchers, cache);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)

@@ -22,21 +22,26 @@ pub mod server {
 pub struct EmbedderApi {
     secret: String,
     model: String,
+    /// SHA-256 of the model's weights, reported with every answer.
+    model_digest: String,
     batchers: Arc<Batchers>,
     cache: Arc<EmbeddingCache>,
 }
 
 impl EmbedderApi {
     /// `secret`: what the server must send as `authorization: Bearer <secret>`.
+    /// `model_digest`: [`crate::Encoder::digest`] of the model served.
     pub fn new(
         secret: String,
         model: String,
+        model_digest: String,
         batchers: Arc<Batchers>,
         cache: Arc<EmbeddingCache>,
     ) -> Self {
         EmbedderApi {
             secret,
             model,
+            model_digest,
             batchers,
             cache,
         }
@@ -136,6 +141,7 @@ impl server::embedder_service_server::EmbedderService for EmbedderApi {
                 })
                 .collect(),
             model: self.model.clone(),
+            model_digest: self.model_digest.clone(),
         }))
     }
 

@@ -8,7 +8,7 @@ use super::auth::AdminToken;
 use super::embedders::Embedders;
 use super::status::Plane;
 use super::{blocking, convert};
-use crate::engine::Registry;
+use crate::engine::{AssignTarget, Registry};
 use crate::proto;
 use crate::proto::admin_service_server::AdminService;
 
@@ -52,9 +52,10 @@ impl AdminService for AdminApi {
         let r = request.get_ref();
         let (name, spec) = (r.name.clone(), convert::tenant_spec(r.spec.clone())?);
         let quotas = convert::quotas(r.quotas);
+        let contract = convert::contract(r.contract.clone())?;
         let info = self
             .run(move |reg| {
-                reg.create_tenant_with_quotas(&name, spec, quotas)?;
+                reg.create_tenant_with(&name, spec, quotas, contract)?;
                 reg.describe_tenant(&name)
             })
             .await?;
@@ -199,6 +200,85 @@ impl AdminService for AdminApi {
                     revoked: t.revoked,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn set_contract(
+        &self,
+        request: Request<proto::SetContractRequest>,
+    ) -> Result<Response<proto::SetContractResponse>, Status> {
+        self.token.check(&request)?;
+        let r = request.into_inner();
+        if r.contract.is_none() {
+            return Err(Status::invalid_argument(
+                "contract is required: the whole new contract",
+            ));
+        }
+        let contract = convert::contract(r.contract)?;
+        let info = self
+            .run(move |reg| reg.set_contract(&r.name, contract))
+            .await?;
+        Ok(Response::new(proto::SetContractResponse {
+            tenant: Some(convert::tenant_info(info)),
+        }))
+    }
+
+    async fn register_model(
+        &self,
+        request: Request<proto::RegisterModelRequest>,
+    ) -> Result<Response<proto::RegisterModelResponse>, Status> {
+        self.token.check(&request)?;
+        let r = request.into_inner();
+        let model = self
+            .run(move |reg| reg.register_model(&r.name, &r.digest, &r.manifest_json))
+            .await?;
+        Ok(Response::new(proto::RegisterModelResponse {
+            model: Some(convert::model_info(model)),
+        }))
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<proto::ListModelsRequest>,
+    ) -> Result<Response<proto::ListModelsResponse>, Status> {
+        self.token.check(&request)?;
+        let models = self.run(|reg| Ok(reg.list_models())).await?;
+        Ok(Response::new(proto::ListModelsResponse {
+            models: models.into_iter().map(convert::model_info).collect(),
+        }))
+    }
+
+    async fn assign_model(
+        &self,
+        request: Request<proto::AssignModelRequest>,
+    ) -> Result<Response<proto::AssignModelResponse>, Status> {
+        use proto::assign_model_request::Target;
+        self.token.check(&request)?;
+        let r = request.into_inner();
+        let target = match r.target {
+            Some(Target::TrustClass(class)) => AssignTarget::TrustClass(class),
+            Some(Target::Tenant(tenant)) => AssignTarget::Tenant(tenant),
+            None => {
+                return Err(Status::invalid_argument(
+                    "assign a model to a trust_class or a tenant",
+                ));
+            }
+        };
+        let digest = (!r.digest.is_empty()).then_some(r.digest);
+        self.run(move |reg| reg.assign_model(digest.as_deref(), target))
+            .await?;
+        Ok(Response::new(proto::AssignModelResponse {}))
+    }
+
+    async fn lineage(
+        &self,
+        request: Request<proto::AdminServiceLineageRequest>,
+    ) -> Result<Response<proto::AdminServiceLineageResponse>, Status> {
+        self.token.check(&request)?;
+        let tenant = request.into_inner().tenant;
+        let models = self.run(move |reg| reg.lineage_of(&tenant)).await?;
+        Ok(Response::new(proto::AdminServiceLineageResponse {
+            models: models.into_iter().map(convert::model_info).collect(),
         }))
     }
 }

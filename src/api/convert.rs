@@ -5,8 +5,8 @@ use serde_json::{Map, Number, Value};
 use tonic::Status;
 
 use crate::engine::{
-    self, Filter, Metric, Payload, PointInput, Quotas, TenantInfo, TenantSpec, TenantState,
-    TrustClass,
+    self, Contract, Filter, Metric, ModelInfo, Payload, PointInput, Quotas, SCOPE_TENANT,
+    Telemetry, TenantInfo, TenantName, TenantSpec, TenantState, Training, TrustClass,
 };
 use crate::proto;
 
@@ -273,5 +273,103 @@ pub(crate) fn tenant_info(info: TenantInfo) -> proto::TenantInfo {
         pinned: info.pinned,
         resident_bytes: info.resident_bytes,
         payload_bytes: info.payload_bytes,
+        contract: Some(contract_out(&info.contract)),
+    }
+}
+
+/// A contract from the wire (absent: the default). `version` is ignored:
+/// the server sets it.
+pub(crate) fn contract(c: Option<proto::TenantContract>) -> Result<Contract, Status> {
+    let Some(c) = c else {
+        return Ok(Contract::default());
+    };
+    let pool_with = || -> Result<_, Status> {
+        c.pool_with
+            .iter()
+            .map(|t| TenantName::parse(t).map_err(|e| invalid(format!("contract pool_with: {e}"))))
+            .collect()
+    };
+    let training = match proto::TrainingUse::try_from(c.training) {
+        Ok(proto::TrainingUse::Unspecified | proto::TrainingUse::None) => Training::None,
+        Ok(proto::TrainingUse::Own) => Training::Own,
+        Ok(proto::TrainingUse::Pooled) => Training::Pooled(pool_with()?),
+        Err(_) => {
+            return Err(invalid(
+                "contract training must be TRAINING_USE_NONE, TRAINING_USE_OWN or TRAINING_USE_POOLED",
+            ));
+        }
+    };
+    if !matches!(training, Training::Pooled(_)) && !c.pool_with.is_empty() {
+        return Err(invalid(
+            "contract pool_with is only for training TRAINING_USE_POOLED",
+        ));
+    }
+    let telemetry = match proto::Telemetry::try_from(c.telemetry) {
+        Ok(proto::Telemetry::Unspecified | proto::Telemetry::Aggregate) => Telemetry::Aggregate,
+        Ok(proto::Telemetry::None) => Telemetry::None,
+        Err(_) => {
+            return Err(invalid(
+                "contract telemetry must be TELEMETRY_AGGREGATE or TELEMETRY_NONE",
+            ));
+        }
+    };
+    for (what, scope) in [
+        ("caching_scope", &c.caching_scope),
+        ("retrieval_scope", &c.retrieval_scope),
+    ] {
+        if !scope.is_empty() && scope != SCOPE_TENANT {
+            return Err(invalid(format!(
+                "contract {what} is always \"{SCOPE_TENANT}\": a tenant's cache and retrieval never reach beyond it"
+            )));
+        }
+    }
+    Ok(Contract {
+        version: 0,
+        training,
+        telemetry,
+    })
+}
+
+pub(crate) fn contract_out(c: &Contract) -> proto::TenantContract {
+    let (training, pool_with) = match &c.training {
+        Training::None => (proto::TrainingUse::None, Vec::new()),
+        Training::Own => (proto::TrainingUse::Own, Vec::new()),
+        Training::Pooled(with) => (
+            proto::TrainingUse::Pooled,
+            with.iter().map(|t| t.to_string()).collect(),
+        ),
+    };
+    proto::TenantContract {
+        version: c.version,
+        training: training as i32,
+        pool_with,
+        telemetry: match c.telemetry {
+            Telemetry::Aggregate => proto::Telemetry::Aggregate,
+            Telemetry::None => proto::Telemetry::None,
+        } as i32,
+        caching_scope: SCOPE_TENANT.to_string(),
+        retrieval_scope: SCOPE_TENANT.to_string(),
+    }
+}
+
+/// A model for the admin plane, with its manifest.
+pub(crate) fn model_info(m: ModelInfo) -> proto::ModelInfo {
+    proto::ModelInfo {
+        name: m.record.name,
+        digest: m.record.digest,
+        tenants: m.record.tenants.iter().map(|t| t.to_string()).collect(),
+        public_datasets: m
+            .record
+            .public
+            .into_iter()
+            .map(|d| proto::PublicDataset {
+                name: d.name,
+                sha256: d.sha256.unwrap_or_default(),
+            })
+            .collect(),
+        registered_unix_ms: m.record.registered_unix_ms,
+        trust_classes: m.trust_classes,
+        assigned_tenants: m.assigned_tenants,
+        manifest_json: m.record.manifest,
     }
 }

@@ -80,6 +80,12 @@ impl PointsApi {
                     chunk,
                 )
                 .await?;
+            // The model that answered must be one this tenant's contract
+            // and its lineage allow (the texts' vectors are discarded
+            // otherwise).
+            self.registry
+                .check_embedding_model(tenant, &answer.model, &answer.model_digest)
+                .map_err(|e| to_status(e, Plane::Data))?;
             let dimension = tenant.spec().dimension as usize;
             if let Some(e) = answer
                 .embeddings
@@ -341,6 +347,9 @@ impl PointsService for PointsApi {
                 texts,
             )
             .await?;
+        self.registry
+            .check_embedding_model(&tenant, &answer.model, &answer.model_digest)
+            .map_err(|e| to_status(e, Plane::Data))?;
         Ok(Response::new(proto::PointsServiceEmbedResponse {
             vectors: answer
                 .embeddings
@@ -348,6 +357,25 @@ impl PointsService for PointsApi {
                 .map(|e| proto::TextVector { values: e.values })
                 .collect(),
             model: answer.model,
+            model_digest: answer.model_digest,
+        }))
+    }
+
+    async fn lineage(
+        &self,
+        request: Request<proto::LineageRequest>,
+    ) -> Result<Response<proto::LineageResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let models = self.registry.lineage_of_tenant(&tenant);
+        Ok(Response::new(proto::LineageResponse {
+            models: models
+                .into_iter()
+                .map(|m| proto::LineageModel {
+                    name: m.name,
+                    digest: m.digest,
+                    registered_unix_ms: m.registered_unix_ms,
+                })
+                .collect(),
         }))
     }
 }

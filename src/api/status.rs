@@ -31,6 +31,8 @@ pub(crate) fn to_status(error: EngineError, plane: Plane) -> Status {
         EngineError::TokenNotFound => Status::not_found(error.to_string()),
         EngineError::QuotaExceeded(_) => Status::resource_exhausted(error.to_string()),
         EngineError::Evicted => Status::unavailable(error.to_string()),
+        EngineError::PolicyRefused(_) => Status::failed_precondition(error.to_string()),
+        EngineError::ModelNotFound => Status::not_found(error.to_string()),
         EngineError::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
             Status::internal("internal error; the operation may be retried")

@@ -1,4 +1,5 @@
-//! `bulkhead admin`: tenants and tokens, with the admin token.
+//! `bulkhead admin`: tenants, tokens, contracts and models, with the admin
+//! token.
 
 use bulkhead_client::{AdminClient, proto};
 use clap::{Args, Subcommand};
@@ -35,6 +36,14 @@ enum AdminCommand {
     /// Issue, revoke and list tenant tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Register, list and assign encoder models with their lineage.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// The models whose lineage holds a tenant's data.
+    Lineage {
+        #[arg(long)]
+        tenant: String,
+    },
     /// Prove isolation live: create canary tenants, probe each from the
     /// others through every RPC and the embedder, print one row per layer,
     /// drop the canaries. Exits non-zero on any leak.
@@ -63,6 +72,14 @@ enum TenantCommand {
         ef_construction: Option<u32>,
         #[command(flatten)]
         quotas: QuotaArgs,
+        #[command(flatten)]
+        contract: ContractArgs,
+    },
+    /// Replace a tenant's contract (its version goes up by one; audited).
+    Contract {
+        name: String,
+        #[command(flatten)]
+        contract: ContractArgs,
     },
     /// List every tenant.
     List,
@@ -114,6 +131,161 @@ impl QuotaArgs {
     }
 }
 
+/// Whether a tenant's data may train models.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TrainingArg {
+    /// No model may be shaped by it.
+    None,
+    /// Only models that serve this tenant alone.
+    Own,
+    /// Also models pooled with the tenants of --pool-with.
+    Pooled,
+}
+
+/// What may be reported about a tenant's use.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TelemetryArg {
+    Aggregate,
+    None,
+}
+
+/// A tenant contract (caching and retrieval scope are always the tenant).
+#[derive(Debug, Args)]
+struct ContractArgs {
+    /// Whether the tenant's data may train models.
+    #[arg(long, value_enum, default_value = "none")]
+    training: TrainingArg,
+    /// With --training pooled: the tenants it may be pooled with.
+    #[arg(long, value_delimiter = ',')]
+    pool_with: Vec<String>,
+    /// What may be reported about the tenant's use.
+    #[arg(long, value_enum, default_value = "aggregate")]
+    telemetry: TelemetryArg,
+}
+
+impl ContractArgs {
+    fn to_proto(&self) -> proto::TenantContract {
+        proto::TenantContract {
+            training: match self.training {
+                TrainingArg::None => proto::TrainingUse::None,
+                TrainingArg::Own => proto::TrainingUse::Own,
+                TrainingArg::Pooled => proto::TrainingUse::Pooled,
+            } as i32,
+            pool_with: self.pool_with.clone(),
+            telemetry: match self.telemetry {
+                TelemetryArg::Aggregate => proto::Telemetry::Aggregate,
+                TelemetryArg::None => proto::Telemetry::None,
+            } as i32,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Register a model folder (Hugging Face layout) by the SHA-256 of its
+    /// model.safetensors, with its lineage manifest (CycloneDX 1.6 JSON).
+    Register {
+        /// The model folder.
+        dir: std::path::PathBuf,
+        /// The lineage manifest (CycloneDX 1.6 ML-BOM, JSON).
+        #[arg(long)]
+        manifest: std::path::PathBuf,
+        /// The model's name (default: the folder's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the registered models.
+    List,
+    /// Assign a registered model to a trust class or a tenant.
+    Assign {
+        /// The model's digest (SHA-256 of its weights).
+        digest: String,
+        #[command(flatten)]
+        target: AssignArgs,
+    },
+    /// Remove a trust class's or a tenant's assignment.
+    Unassign {
+        #[command(flatten)]
+        target: AssignArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct AssignArgs {
+    #[arg(long)]
+    trust_class: Option<String>,
+    #[arg(long)]
+    tenant: Option<String>,
+}
+
+impl AssignArgs {
+    fn target(self) -> proto::assign_model_request::Target {
+        use proto::assign_model_request::Target;
+        match (self.trust_class, self.tenant) {
+            (Some(class), _) => Target::TrustClass(class),
+            (None, tenant) => Target::Tenant(tenant.unwrap_or_default()),
+        }
+    }
+}
+
+/// The SHA-256 (hex) of a model folder's weights.
+pub fn weights_digest(dir: &std::path::Path) -> Result<String, String> {
+    use sha2::Digest as _;
+    let path = dir.join("model.safetensors");
+    let mut file = fs_err::File::open(&path).map_err(|e| e.to_string())?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn contract_json(c: &proto::TenantContract) -> serde_json::Value {
+    json!({
+        "version": c.version,
+        "training": match proto::TrainingUse::try_from(c.training) {
+            Ok(proto::TrainingUse::Own) => "own",
+            Ok(proto::TrainingUse::Pooled) => "pooled",
+            _ => "none",
+        },
+        "pool_with": c.pool_with,
+        "telemetry": match proto::Telemetry::try_from(c.telemetry) {
+            Ok(proto::Telemetry::None) => "none",
+            _ => "aggregate",
+        },
+        "caching_scope": c.caching_scope,
+        "retrieval_scope": c.retrieval_scope,
+    })
+}
+
+fn model_json(m: &proto::ModelInfo) -> serde_json::Value {
+    json!({
+        "name": m.name,
+        "digest": m.digest,
+        "tenants": m.tenants,
+        "public_datasets": m.public_datasets.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
+        "registered_unix_ms": m.registered_unix_ms,
+        "trust_classes": m.trust_classes,
+        "assigned_tenants": m.assigned_tenants,
+    })
+}
+
+fn model_line(m: &proto::ModelInfo) -> String {
+    format!(
+        "{}	{}	tenants={}	public_datasets={}	trust_classes={}	assigned_tenants={}",
+        m.digest,
+        m.name,
+        m.tenants.join(","),
+        m.public_datasets.len(),
+        m.trust_classes.join(","),
+        m.assigned_tenants.join(",")
+    )
+}
+
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Issue a token for a tenant; prints the secret once.
@@ -162,6 +334,7 @@ fn tenant_json(t: &proto::TenantInfo) -> serde_json::Value {
         },
         "created_unix_ms": t.created_unix_ms,
         "last_used_unix_ms": (t.last_used_unix_ms > 0).then_some(t.last_used_unix_ms),
+        "contract": contract_json(&t.contract.clone().unwrap_or_default()),
     })
 }
 
@@ -215,6 +388,7 @@ impl AdminArgs {
                 m,
                 ef_construction,
                 quotas,
+                contract,
             }) => {
                 let spec = proto::TenantSpec {
                     dimension: dim,
@@ -230,7 +404,12 @@ impl AdminArgs {
                     trust_class: trust_class.unwrap_or_default(),
                 };
                 let info = admin
-                    .create_tenant_with_quotas(&name, spec, Some(quotas.to_proto()))
+                    .create(proto::CreateTenantRequest {
+                        name,
+                        spec: Some(spec),
+                        quotas: Some(quotas.to_proto()),
+                        contract: Some(contract.to_proto()),
+                    })
                     .await?;
                 if json {
                     print_json(&tenant_json(&info))
@@ -263,6 +442,64 @@ impl AdminArgs {
                             v.as_str().map_or_else(|| v.to_string(), str::to_string)
                         );
                     }
+                }
+            }
+            AdminCommand::Tenant(TenantCommand::Contract { name, contract }) => {
+                let info = admin.set_contract(&name, contract.to_proto()).await?;
+                print_tenant(json, "contract set", &info);
+            }
+            AdminCommand::Model(ModelCommand::Register {
+                dir,
+                manifest,
+                name,
+            }) => {
+                let digest = weights_digest(&dir)?;
+                let manifest_json = fs_err::read_to_string(&manifest)?;
+                let name = name.unwrap_or_else(|| {
+                    dir.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                });
+                let model = admin.register_model(&name, &digest, manifest_json).await?;
+                if json {
+                    print_json(&model_json(&model));
+                } else {
+                    println!("registered {}", model_line(&model));
+                }
+            }
+            AdminCommand::Model(ModelCommand::List) => {
+                let models = admin.list_models().await?;
+                if json {
+                    print_json(
+                        &json!({ "models": models.iter().map(model_json).collect::<Vec<_>>() }),
+                    );
+                } else {
+                    models.iter().for_each(|m| println!("{}", model_line(m)));
+                }
+            }
+            AdminCommand::Model(ModelCommand::Assign { digest, target }) => {
+                admin.assign_model(Some(&digest), target.target()).await?;
+                if json {
+                    print_json(&json!({ "assigned": digest }));
+                } else {
+                    println!("assigned {digest}");
+                }
+            }
+            AdminCommand::Model(ModelCommand::Unassign { target }) => {
+                admin.assign_model(None, target.target()).await?;
+                if json {
+                    print_json(&json!({ "unassigned": true }));
+                } else {
+                    println!("unassigned");
+                }
+            }
+            AdminCommand::Lineage { tenant } => {
+                let models = admin.lineage(&tenant).await?;
+                if json {
+                    print_json(
+                        &json!({ "models": models.iter().map(model_json).collect::<Vec<_>>() }),
+                    );
+                } else {
+                    models.iter().for_each(|m| println!("{}", model_line(m)));
                 }
             }
             AdminCommand::Tenant(TenantCommand::Quotas { name, quotas }) => {

@@ -61,6 +61,8 @@ enum ClientCommand {
         #[arg(long, required = true)]
         text: Vec<String>,
     },
+    /// The registered models whose lineage holds this tenant's data.
+    Lineage,
     /// Points by id.
     Get {
         #[arg(required = true)]
@@ -238,6 +240,20 @@ impl ClientArgs {
                 } else {
                     for vector in vectors {
                         println!("{}", json!(vector));
+                    }
+                }
+            }
+            ClientCommand::Lineage => {
+                let models = client.lineage().await?;
+                if json {
+                    let list: Vec<_> = models
+                        .iter()
+                        .map(|m| json!({ "name": m.name, "digest": m.digest, "registered_unix_ms": m.registered_unix_ms }))
+                        .collect();
+                    print_json(&json!({ "models": list }));
+                } else {
+                    for m in models {
+                        println!("{}\t{}", m.digest, m.name);
                     }
                 }
             }

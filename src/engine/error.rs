@@ -37,6 +37,12 @@ pub enum EngineError {
     /// caller only if that keeps happening.
     #[error("the tenant was being moved out of memory; retry the request")]
     Evicted,
+    /// A tenant contract or model-lineage policy refuses the request; the
+    /// message names the policy and never another tenant.
+    #[error("{0}")]
+    PolicyRefused(String),
+    #[error("model not found: register it first")]
+    ModelNotFound,
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
 }

@@ -3,6 +3,7 @@
 //! no function here takes two tenants or returns data of more than one.
 
 mod config;
+mod contract;
 mod credentials;
 pub(crate) mod cursor;
 mod error;
@@ -10,6 +11,7 @@ mod fair;
 mod filter;
 mod frozen;
 mod graph;
+mod lineage;
 mod metric;
 mod name;
 pub(crate) mod point;
@@ -20,16 +22,18 @@ mod table;
 mod tenant;
 
 pub use config::EngineConfig;
+pub use contract::{Contract, SCOPE_TENANT, Telemetry, Training};
 pub use credentials::{IssuedToken, TokenInfo};
 pub use error::{EngineError, Result};
 pub use fair::FairQueue;
 pub use filter::{Condition, Filter, MatchValue, Range};
+pub use lineage::{ModelRecord, PublicDataset};
 pub use metric::Metric;
 pub use name::{TenantName, TrustClass};
 pub use point::{
     MAX_BATCH_POINTS, MAX_ID_BYTES, MAX_PAYLOAD_BYTES, Payload, Point, PointInput, ScoredPoint,
 };
 pub use quota::{Quotas, SearchPermit};
-pub use registry::{Registry, TenantInfo, TenantState};
+pub use registry::{AssignTarget, ModelInfo, Registry, TenantInfo, TenantState};
 pub use spec::{IndexParams, TenantSpec};
 pub use tenant::{DEFAULT_EF, MAX_K, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest, Tenant};

@@ -17,12 +17,17 @@ use bulkhead_storage::{Storage, TenantRecord};
 use parking_lot::{Mutex, RwLock};
 
 use super::config::EngineConfig;
+use super::contract::Contract;
 use super::credentials::{Credentials, IssuedToken, TokenInfo};
 use super::error::{EngineError, Result};
 use super::name::TenantName;
 use super::quota::{Limits, Quotas};
 use super::spec::{TenantSettings, TenantSpec};
 use super::tenant::Tenant;
+
+mod lineage;
+use lineage::Lineage;
+pub use lineage::{AssignTarget, ModelInfo};
 
 /// Whether a tenant's data is in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,7 @@ pub struct TenantInfo {
     /// Last use through the registry; None if not used since the node
     /// started.
     pub last_used_unix_ms: Option<u64>,
+    pub contract: Contract,
 }
 
 /// One tenant of the registry, cold or active.
@@ -71,6 +77,8 @@ struct Slot {
     record: TenantRecord,
     spec: TenantSpec,
     pinned: AtomicBool,
+    /// What the tenant's data may influence (changed by the admin only).
+    contract: RwLock<Contract>,
     /// Quotas and their counters, shared by every load of the tenant.
     limits: Arc<Limits>,
     loaded: RwLock<Option<Arc<Tenant>>>,
@@ -109,6 +117,8 @@ pub struct Registry {
     evicting: Mutex<()>,
     /// Counts tenant uses, to order them for eviction.
     uses: AtomicU64,
+    /// Registered models and their assignments.
+    lineage: Lineage,
 }
 
 impl std::fmt::Debug for Registry {
@@ -147,6 +157,7 @@ impl Registry {
             "registry open"
         );
         let credentials = Credentials::new(storage.tokens()?);
+        let lineage = Lineage::load(&storage)?;
         Ok(Registry {
             storage,
             config,
@@ -156,6 +167,7 @@ impl Registry {
             lifecycle: Mutex::new(()),
             evicting: Mutex::new(()),
             uses: AtomicU64::new(0),
+            lineage,
         })
     }
 
@@ -171,8 +183,25 @@ impl Registry {
         spec: TenantSpec,
         quotas: Quotas,
     ) -> Result<Arc<Tenant>> {
+        self.create_tenant_with(name, spec, quotas, Contract::default())
+    }
+
+    /// Creates a tenant with quotas and a contract (its version is set
+    /// to 1).
+    pub fn create_tenant_with(
+        &self,
+        name: &str,
+        spec: TenantSpec,
+        quotas: Quotas,
+        contract: Contract,
+    ) -> Result<Arc<Tenant>> {
         let name = TenantName::parse(name)?;
         spec.validate()?;
+        contract.validate(&name)?;
+        let contract = Contract {
+            version: 1,
+            ..contract
+        };
         let _lifecycle = self.lifecycle.lock();
         if self.tenants.read().contains_key(&name) {
             return Err(EngineError::TenantExists);
@@ -181,6 +210,7 @@ impl Registry {
             spec: spec.clone(),
             quotas,
             pinned: false,
+            contract,
         };
         let (record, store) = self
             .storage
@@ -417,6 +447,7 @@ impl Registry {
             spec: slot.spec.clone(),
             quotas: slot.limits.quotas(),
             pinned: slot.pinned.load(Ordering::Acquire),
+            contract: slot.contract.read().clone(),
         };
         match self
             .storage
@@ -619,6 +650,7 @@ impl Slot {
             record,
             spec: settings.spec,
             pinned: AtomicBool::new(settings.pinned),
+            contract: RwLock::new(settings.contract),
             limits: Limits::new(settings.quotas),
             loaded: RwLock::new(None),
             evicted: Mutex::new(Vec::new()),
@@ -646,6 +678,7 @@ impl Slot {
             unfrozen_points: 0,
             created_unix_ms: self.record.created_unix_ms,
             last_used_unix_ms: Some(self.last_used.load(Ordering::Relaxed)).filter(|&ms| ms > 0),
+            contract: self.contract.read().clone(),
         };
         if let Some(tenant) = self.loaded() {
             info.state = TenantState::Active;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::contract::Contract;
 use super::error::{EngineError, Result};
 use super::metric::Metric;
 use super::name::TrustClass;
@@ -77,6 +78,15 @@ pub(crate) struct TenantSettings {
     pub(crate) quotas: Quotas,
     /// Never evicted to cold by the memory budget.
     pub(crate) pinned: bool,
+    pub(crate) contract: Contract,
+}
+
+/// The settings records held before contracts existed.
+#[derive(Deserialize)]
+struct SettingsBeforeContracts {
+    spec: TenantSpec,
+    quotas: Quotas,
+    pinned: bool,
 }
 
 impl TenantSettings {
@@ -84,17 +94,27 @@ impl TenantSettings {
         Ok(bulkhead_storage::encode(self)?)
     }
 
-    /// Decodes a record's settings; records written before quotas existed
+    /// Decodes a record's settings; records written before contracts
+    /// existed get the default contract, and those written before quotas
     /// hold the spec alone.
     pub(crate) fn decode(bytes: &[u8]) -> Result<TenantSettings> {
-        match bulkhead_storage::decode::<TenantSettings>(bytes) {
-            Ok(settings) => Ok(settings),
-            Err(_) => Ok(TenantSettings {
-                spec: bulkhead_storage::decode(bytes)?,
-                quotas: Quotas::default(),
-                pinned: false,
-            }),
+        if let Ok(settings) = bulkhead_storage::decode::<TenantSettings>(bytes) {
+            return Ok(settings);
         }
+        if let Ok(old) = bulkhead_storage::decode::<SettingsBeforeContracts>(bytes) {
+            return Ok(TenantSettings {
+                spec: old.spec,
+                quotas: old.quotas,
+                pinned: old.pinned,
+                contract: Contract::default(),
+            });
+        }
+        Ok(TenantSettings {
+            spec: bulkhead_storage::decode(bytes)?,
+            quotas: Quotas::default(),
+            pinned: false,
+            contract: Contract::default(),
+        })
     }
 }
 
@@ -109,6 +129,7 @@ mod tests {
         let settings = TenantSettings::decode(&old).unwrap();
         assert_eq!(settings.spec, spec);
         assert_eq!(settings.quotas, Quotas::default());
+        assert_eq!(settings.contract, Contract::default());
         let new = TenantSettings {
             quotas: Quotas {
                 max_points: 5,
@@ -118,6 +139,22 @@ mod tests {
             ..settings
         };
         assert_eq!(TenantSettings::decode(&new.encode().unwrap()).unwrap(), new);
+        // A record written with quotas but before contracts.
+        #[derive(Serialize)]
+        struct Before<'a> {
+            spec: &'a TenantSpec,
+            quotas: Quotas,
+            pinned: bool,
+        }
+        let before = bulkhead_storage::encode(&Before {
+            spec: &new.spec,
+            quotas: new.quotas,
+            pinned: true,
+        })
+        .unwrap();
+        let decoded = TenantSettings::decode(&before).unwrap();
+        assert_eq!((decoded.quotas, decoded.pinned), (new.quotas, true));
+        assert_eq!(decoded.contract, Contract::default());
     }
 
     #[test]

@@ -48,6 +48,9 @@ const TOKEN_PREFIX: &[u8] = b"token/";
 const NEXT_INCARNATION: &[u8] = b"counter/incarnation";
 const NODE_SECRET: &[u8] = b"secret/node";
 const NEXT_SHELF: &[u8] = b"counter/shelf";
+/// Opaque records of the engine's lineage plane, by key: registered
+/// models and model assignments.
+const LINEAGE_PREFIX: &[u8] = b"lineage/";
 
 pub(crate) struct MetaStore {
     db: DB,
@@ -173,6 +176,27 @@ impl MetaStore {
 
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every lineage record whose key starts with `prefix`, as (key, value).
+    pub(crate) fn lineage_records(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let full = [LINEAGE_PREFIX, prefix.as_bytes()].concat();
+        self.scan(&full, |k, v| {
+            Ok((
+                format!("{prefix}{}", String::from_utf8_lossy(k)),
+                v.to_vec(),
+            ))
+        })
+    }
+
+    /// Writes (Some) or deletes (None) one lineage record, synced.
+    pub(crate) fn put_lineage_record(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let full = [LINEAGE_PREFIX, key.as_bytes()].concat();
+        match value {
+            Some(v) => self.db.put_opt(full, v, &synced())?,
+            None => self.db.delete_opt(full, &synced())?,
+        }
         Ok(())
     }
 

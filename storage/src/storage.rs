@@ -382,6 +382,18 @@ impl Storage {
         self.meta.put_token(record)
     }
 
+    /// The engine's lineage records (models, assignments) under `prefix`,
+    /// as (key, value); opaque here.
+    pub fn lineage_records(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.meta.lineage_records(prefix)
+    }
+
+    /// Writes (Some) or deletes (None) one lineage record; durable when it
+    /// returns.
+    pub fn put_lineage_record(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        self.meta.put_lineage_record(key, value)
+    }
+
     /// Appends one event to the audit log (`<data>/audit.log`, JSON lines),
     /// synced before it returns.
     pub fn audit(&self, event: &serde_json::Value) -> Result<()> {

@@ -99,6 +99,7 @@ impl TestServer {
             name: name.into(),
             spec: Some(spec),
             quotas,
+            contract: None,
         };
         self.admin()
             .create_tenant(with_token(request, ADMIN))

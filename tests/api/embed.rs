@@ -16,10 +16,10 @@ use crate::common::{
     with_token,
 };
 
-const SECRET: &str = "embedder-secret-for-tests-0123";
+pub(crate) const SECRET: &str = "embedder-secret-for-tests-0123";
 
 /// The `bulkhead-embedder` binary beside `bulkhead`, on an ephemeral port.
-fn sidecar() -> (Running, String) {
+pub(crate) fn sidecar() -> (Running, String) {
     let binary =
         std::path::Path::new(env!("CARGO_BIN_EXE_bulkhead")).with_file_name("bulkhead-embedder");
     assert!(

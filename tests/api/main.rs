@@ -11,6 +11,7 @@ mod embed;
 mod errors;
 mod faults;
 mod lifecycle;
+mod lineage;
 mod quotas;
 mod sdk;
 mod sigterm;

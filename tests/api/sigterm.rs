@@ -26,6 +26,7 @@ async fn sigterm_during_writes_loses_no_acknowledged_write() {
                 name: "steady".into(),
                 spec: Some(spec),
                 quotas: None,
+                contract: None,
             },
             ADMIN,
         ))

@@ -44,6 +44,7 @@ pub async fn start(classes: &[&str], config: BatchConfig) -> Sidecar {
     let api = EmbedderApi::new(
         SECRET.into(),
         DEFAULT_MODEL.into(),
+        encoder().digest().to_string(),
         Arc::clone(&batchers),
         Arc::clone(&cache),
     );

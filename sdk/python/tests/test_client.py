@@ -172,6 +172,8 @@ def test_texts_are_embedded_by_the_servers_model(make_tenant) -> None:
     assert hits[0].text.startswith("Rust")
     vectors = client.embed(["hello"])
     assert len(vectors) == 1 and len(vectors[0]) == 384
+    # The default model's lineage is public data only: not this tenant's.
+    assert client.lineage() == []
 
 
 def test_filter_conversion_refuses_what_it_cannot_express() -> None:

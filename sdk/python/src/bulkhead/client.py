@@ -398,6 +398,15 @@ class TenantClient:
             for p in self._call(self._stub.Search, request).points
         ]
 
+    def lineage(self) -> List[Dict[str, Any]]:
+        """The registered models whose lineage holds this tenant's data
+        (name, digest, registered_unix_ms); nothing about other tenants."""
+        request = points_service_pb2.LineageRequest(tenant=self._tenant)
+        return [
+            {"name": m.name, "digest": m.digest, "registered_unix_ms": m.registered_unix_ms}
+            for m in self._call(self._stub.Lineage, request).models
+        ]
+
     def embed(self, texts: Sequence[str]) -> List[List[float]]:
         """Vectors for ``texts`` from the server's model for this tenant."""
         request = points_service_pb2.PointsServiceEmbedRequest(

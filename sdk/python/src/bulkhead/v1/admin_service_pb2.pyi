@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateTenantRequest(_message.Message):
-    __slots__ = ("name", "spec", "quotas")
+    __slots__ = ("name", "spec", "quotas", "contract")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: _tenant_pb2.TenantSpec
     quotas: _tenant_pb2.Quotas
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[_tenant_pb2.TenantSpec, _Mapping]] = ..., quotas: _Optional[_Union[_tenant_pb2.Quotas, _Mapping]] = ...) -> None: ...
+    contract: _tenant_pb2.TenantContract
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[_tenant_pb2.TenantSpec, _Mapping]] = ..., quotas: _Optional[_Union[_tenant_pb2.Quotas, _Mapping]] = ..., contract: _Optional[_Union[_tenant_pb2.TenantContract, _Mapping]] = ...) -> None: ...
 
 class CreateTenantResponse(_message.Message):
     __slots__ = ("tenant",)
@@ -164,3 +166,97 @@ class ListTokensResponse(_message.Message):
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     tokens: _containers.RepeatedCompositeFieldContainer[TokenInfo]
     def __init__(self, tokens: _Optional[_Iterable[_Union[TokenInfo, _Mapping]]] = ...) -> None: ...
+
+class SetContractRequest(_message.Message):
+    __slots__ = ("name", "contract")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    contract: _tenant_pb2.TenantContract
+    def __init__(self, name: _Optional[str] = ..., contract: _Optional[_Union[_tenant_pb2.TenantContract, _Mapping]] = ...) -> None: ...
+
+class SetContractResponse(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: _tenant_pb2.TenantInfo
+    def __init__(self, tenant: _Optional[_Union[_tenant_pb2.TenantInfo, _Mapping]] = ...) -> None: ...
+
+class PublicDataset(_message.Message):
+    __slots__ = ("name", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "digest", "tenants", "public_datasets", "registered_unix_ms", "trust_classes", "assigned_tenants", "manifest_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_DATASETS_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    TRUST_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_TENANTS_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    digest: str
+    tenants: _containers.RepeatedScalarFieldContainer[str]
+    public_datasets: _containers.RepeatedCompositeFieldContainer[PublicDataset]
+    registered_unix_ms: int
+    trust_classes: _containers.RepeatedScalarFieldContainer[str]
+    assigned_tenants: _containers.RepeatedScalarFieldContainer[str]
+    manifest_json: str
+    def __init__(self, name: _Optional[str] = ..., digest: _Optional[str] = ..., tenants: _Optional[_Iterable[str]] = ..., public_datasets: _Optional[_Iterable[_Union[PublicDataset, _Mapping]]] = ..., registered_unix_ms: _Optional[int] = ..., trust_classes: _Optional[_Iterable[str]] = ..., assigned_tenants: _Optional[_Iterable[str]] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+
+class RegisterModelRequest(_message.Message):
+    __slots__ = ("name", "digest", "manifest_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    digest: str
+    manifest_json: str
+    def __init__(self, name: _Optional[str] = ..., digest: _Optional[str] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+
+class RegisterModelResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelInfo
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class AssignModelRequest(_message.Message):
+    __slots__ = ("digest", "trust_class", "tenant")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TRUST_CLASS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    trust_class: str
+    tenant: str
+    def __init__(self, digest: _Optional[str] = ..., trust_class: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class AssignModelResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AdminServiceLineageRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class AdminServiceLineageResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...

@@ -91,6 +91,31 @@ class AdminServiceStub:
                 request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.ListTokensRequest.SerializeToString,
                 response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.ListTokensResponse.FromString,
                 _registered_method=True)
+        self.SetContract = channel.unary_unary(
+                '/bulkhead.v1.AdminService/SetContract',
+                request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.SetContractRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.SetContractResponse.FromString,
+                _registered_method=True)
+        self.RegisterModel = channel.unary_unary(
+                '/bulkhead.v1.AdminService/RegisterModel',
+                request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.RegisterModelRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.RegisterModelResponse.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/bulkhead.v1.AdminService/ListModels',
+                request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.AssignModel = channel.unary_unary(
+                '/bulkhead.v1.AdminService/AssignModel',
+                request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.AssignModelRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.AssignModelResponse.FromString,
+                _registered_method=True)
+        self.Lineage = channel.unary_unary(
+                '/bulkhead.v1.AdminService/Lineage',
+                request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -171,6 +196,43 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetContract(self, request, context):
+        """Replaces a tenant's contract (its version goes up by one; audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterModel(self, request, context):
+        """Registers an encoder model by the SHA-256 of its weights, with its
+        lineage manifest (CycloneDX 1.6 ML-BOM, validated against the official
+        schema). Registering the same digest again replaces its manifest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignModel(self, request, context):
+        """Which registered model embeds the texts of a trust class or of one
+        tenant (a tenant's assignment wins over its class's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Lineage(self, request, context):
+        """The models whose lineage holds a tenant's data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -228,6 +290,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListTokens,
                     request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.ListTokensRequest.FromString,
                     response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'SetContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetContract,
+                    request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.SetContractRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.SetContractResponse.SerializeToString,
+            ),
+            'RegisterModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterModel,
+                    request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.RegisterModelRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.RegisterModelResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.ListModelsRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'AssignModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignModel,
+                    request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.AssignModelRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.AssignModelResponse.SerializeToString,
+            ),
+            'Lineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.Lineage,
+                    request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -529,6 +616,141 @@ class AdminService:
             '/bulkhead.v1.AdminService/ListTokens',
             bulkhead_dot_v1_dot_admin__service__pb2.ListTokensRequest.SerializeToString,
             bulkhead_dot_v1_dot_admin__service__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bulkhead.v1.AdminService/SetContract',
+            bulkhead_dot_v1_dot_admin__service__pb2.SetContractRequest.SerializeToString,
+            bulkhead_dot_v1_dot_admin__service__pb2.SetContractResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bulkhead.v1.AdminService/RegisterModel',
+            bulkhead_dot_v1_dot_admin__service__pb2.RegisterModelRequest.SerializeToString,
+            bulkhead_dot_v1_dot_admin__service__pb2.RegisterModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bulkhead.v1.AdminService/ListModels',
+            bulkhead_dot_v1_dot_admin__service__pb2.ListModelsRequest.SerializeToString,
+            bulkhead_dot_v1_dot_admin__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bulkhead.v1.AdminService/AssignModel',
+            bulkhead_dot_v1_dot_admin__service__pb2.AssignModelRequest.SerializeToString,
+            bulkhead_dot_v1_dot_admin__service__pb2.AssignModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Lineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bulkhead.v1.AdminService/Lineage',
+            bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageRequest.SerializeToString,
+            bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -167,9 +167,33 @@ class TextVector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class PointsServiceEmbedResponse(_message.Message):
-    __slots__ = ("vectors", "model")
+    __slots__ = ("vectors", "model", "model_digest")
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_DIGEST_FIELD_NUMBER: _ClassVar[int]
     vectors: _containers.RepeatedCompositeFieldContainer[TextVector]
     model: str
-    def __init__(self, vectors: _Optional[_Iterable[_Union[TextVector, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
+    model_digest: str
+    def __init__(self, vectors: _Optional[_Iterable[_Union[TextVector, _Mapping]]] = ..., model: _Optional[str] = ..., model_digest: _Optional[str] = ...) -> None: ...
+
+class LineageRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class LineageModel(_message.Message):
+    __slots__ = ("name", "digest", "registered_unix_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    digest: str
+    registered_unix_ms: int
+    def __init__(self, name: _Optional[str] = ..., digest: _Optional[str] = ..., registered_unix_ms: _Optional[int] = ...) -> None: ...
+
+class LineageResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[LineageModel]
+    def __init__(self, models: _Optional[_Iterable[_Union[LineageModel, _Mapping]]] = ...) -> None: ...

@@ -72,6 +72,11 @@ class PointsServiceStub:
                 request_serializer=bulkhead_dot_v1_dot_points__service__pb2.PointsServiceEmbedRequest.SerializeToString,
                 response_deserializer=bulkhead_dot_v1_dot_points__service__pb2.PointsServiceEmbedResponse.FromString,
                 _registered_method=True)
+        self.Lineage = channel.unary_unary(
+                '/bulkhead.v1.PointsService/Lineage',
+                request_serializer=bulkhead_dot_v1_dot_points__service__pb2.LineageRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_points__service__pb2.LineageResponse.FromString,
+                _registered_method=True)
 
 
 class PointsServiceServicer:
@@ -131,6 +136,14 @@ class PointsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Lineage(self, request, context):
+        """The registered models whose lineage holds this tenant's data: their
+        names and digests, and nothing about any other tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PointsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -168,6 +181,11 @@ def add_PointsServiceServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=bulkhead_dot_v1_dot_points__service__pb2.PointsServiceEmbedRequest.FromString,
                     response_serializer=bulkhead_dot_v1_dot_points__service__pb2.PointsServiceEmbedResponse.SerializeToString,
+            ),
+            'Lineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.Lineage,
+                    request_deserializer=bulkhead_dot_v1_dot_points__service__pb2.LineageRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_points__service__pb2.LineageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +380,33 @@ class PointsService:
             '/bulkhead.v1.PointsService/Embed',
             bulkhead_dot_v1_dot_points__service__pb2.PointsServiceEmbedRequest.SerializeToString,
             bulkhead_dot_v1_dot_points__service__pb2.PointsServiceEmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Lineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bulkhead.v1.PointsService/Lineage',
+            bulkhead_dot_v1_dot_points__service__pb2.LineageRequest.SerializeToString,
+            bulkhead_dot_v1_dot_points__service__pb2.LineageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,7 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -13,6 +14,19 @@ class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     METRIC_L2: _ClassVar[Metric]
     METRIC_DOT: _ClassVar[Metric]
 
+class TrainingUse(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAINING_USE_UNSPECIFIED: _ClassVar[TrainingUse]
+    TRAINING_USE_NONE: _ClassVar[TrainingUse]
+    TRAINING_USE_OWN: _ClassVar[TrainingUse]
+    TRAINING_USE_POOLED: _ClassVar[TrainingUse]
+
+class Telemetry(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TELEMETRY_UNSPECIFIED: _ClassVar[Telemetry]
+    TELEMETRY_AGGREGATE: _ClassVar[Telemetry]
+    TELEMETRY_NONE: _ClassVar[Telemetry]
+
 class TenantState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TENANT_STATE_UNSPECIFIED: _ClassVar[TenantState]
@@ -22,6 +36,13 @@ METRIC_UNSPECIFIED: Metric
 METRIC_COSINE: Metric
 METRIC_L2: Metric
 METRIC_DOT: Metric
+TRAINING_USE_UNSPECIFIED: TrainingUse
+TRAINING_USE_NONE: TrainingUse
+TRAINING_USE_OWN: TrainingUse
+TRAINING_USE_POOLED: TrainingUse
+TELEMETRY_UNSPECIFIED: Telemetry
+TELEMETRY_AGGREGATE: Telemetry
+TELEMETRY_NONE: Telemetry
 TENANT_STATE_UNSPECIFIED: TenantState
 TENANT_STATE_ACTIVE: TenantState
 TENANT_STATE_COLD: TenantState
@@ -58,8 +79,24 @@ class Quotas(_message.Message):
     max_payload_bytes: int
     def __init__(self, max_points: _Optional[int] = ..., max_requests_per_second: _Optional[int] = ..., max_concurrent_searches: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ...) -> None: ...
 
+class TenantContract(_message.Message):
+    __slots__ = ("version", "training", "pool_with", "telemetry", "caching_scope", "retrieval_scope")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    POOL_WITH_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    CACHING_SCOPE_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_SCOPE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    training: TrainingUse
+    pool_with: _containers.RepeatedScalarFieldContainer[str]
+    telemetry: Telemetry
+    caching_scope: str
+    retrieval_scope: str
+    def __init__(self, version: _Optional[int] = ..., training: _Optional[_Union[TrainingUse, str]] = ..., pool_with: _Optional[_Iterable[str]] = ..., telemetry: _Optional[_Union[Telemetry, str]] = ..., caching_scope: _Optional[str] = ..., retrieval_scope: _Optional[str] = ...) -> None: ...
+
 class TenantInfo(_message.Message):
-    __slots__ = ("name", "spec", "points", "graph_nodes", "created_unix_ms", "state", "last_used_unix_ms", "quotas", "pinned", "resident_bytes", "payload_bytes")
+    __slots__ = ("name", "spec", "points", "graph_nodes", "created_unix_ms", "state", "last_used_unix_ms", "quotas", "pinned", "resident_bytes", "payload_bytes", "contract")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +108,7 @@ class TenantInfo(_message.Message):
     PINNED_FIELD_NUMBER: _ClassVar[int]
     RESIDENT_BYTES_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: TenantSpec
     points: int
@@ -82,4 +120,5 @@ class TenantInfo(_message.Message):
     pinned: bool
     resident_bytes: int
     payload_bytes: int
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TenantSpec, _Mapping]] = ..., points: _Optional[int] = ..., graph_nodes: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., state: _Optional[_Union[TenantState, str]] = ..., last_used_unix_ms: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ..., pinned: _Optional[bool] = ..., resident_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
+    contract: TenantContract
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TenantSpec, _Mapping]] = ..., points: _Optional[int] = ..., graph_nodes: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., state: _Optional[_Union[TenantState, str]] = ..., last_used_unix_ms: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ..., pinned: _Optional[bool] = ..., resident_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., contract: _Optional[_Union[TenantContract, _Mapping]] = ...) -> None: ...
