@@ -251,6 +251,21 @@ impl AdminClient {
         Ok(())
     }
 
+    /// The texts of `tenants` for training, streamed, each tagged with its
+    /// tenant; refused unless their contracts allow it.
+    pub async fn export_training_data(
+        &self,
+        tenants: Vec<String>,
+    ) -> Result<tonic::Streaming<proto::ExportTrainingDataResponse>> {
+        let request = self.request(proto::ExportTrainingDataRequest { tenants });
+        Ok(self
+            .admin
+            .clone()
+            .export_training_data(request)
+            .await?
+            .into_inner())
+    }
+
     /// The models whose lineage holds a tenant's data.
     pub async fn lineage(&self, tenant: &str) -> Result<Vec<proto::ModelInfo>> {
         let request = self.request(proto::AdminServiceLineageRequest {

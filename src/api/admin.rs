@@ -6,9 +6,9 @@ use tonic::{Request, Response, Status};
 
 use super::auth::AdminToken;
 use super::embedders::Embedders;
-use super::status::Plane;
+use super::status::{Plane, to_status};
 use super::{blocking, convert};
-use crate::engine::{AssignTarget, Registry};
+use crate::engine::{AssignTarget, Registry, Telemetry};
 use crate::proto;
 use crate::proto::admin_service_server::AdminService;
 
@@ -99,10 +99,16 @@ impl AdminService for AdminApi {
         self.token.check(&request)?;
         let name = request.get_ref().name.clone();
         let info = self.run(move |reg| reg.describe_tenant(&name)).await?;
-        let embedding_cache = self
-            .embedders
-            .cache_stats(info.spec.trust_class.as_str(), info.incarnation)
-            .await;
+        // The cache counters are usage telemetry: not for a tenant whose
+        // contract says none.
+        let embedding_cache = match info.contract.telemetry {
+            Telemetry::None => None,
+            Telemetry::Aggregate => {
+                self.embedders
+                    .cache_stats(info.spec.trust_class.as_str(), info.incarnation)
+                    .await
+            }
+        };
         Ok(Response::new(proto::DescribeTenantResponse {
             tenant: Some(convert::tenant_info(info)),
             embedding_cache,
@@ -268,6 +274,58 @@ impl AdminService for AdminApi {
         self.run(move |reg| reg.assign_model(digest.as_deref(), target))
             .await?;
         Ok(Response::new(proto::AssignModelResponse {}))
+    }
+
+    type ExportTrainingDataStream = std::pin::Pin<
+        Box<
+            dyn tokio_stream::Stream<Item = Result<proto::ExportTrainingDataResponse, Status>>
+                + Send
+                + 'static,
+        >,
+    >;
+
+    async fn export_training_data(
+        &self,
+        request: Request<proto::ExportTrainingDataRequest>,
+    ) -> Result<Response<Self::ExportTrainingDataStream>, Status> {
+        self.token.check(&request)?;
+        let names = request.into_inner().tenants;
+        let tenants = self.run(move |reg| reg.training_export(&names)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::task::spawn_blocking(move || {
+            for (tenant, contract_version) in tenants {
+                let mut cursor: Option<String> = None;
+                loop {
+                    let page = match tenant.scroll(cursor.as_deref(), 256, None, true, false) {
+                        Ok(page) => page,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(to_status(e, Plane::Admin)));
+                            return;
+                        }
+                    };
+                    for p in page.points {
+                        let Some(text) = p.text else { continue };
+                        let record = proto::ExportTrainingDataResponse {
+                            tenant: tenant.name().to_string(),
+                            id: p.id,
+                            text,
+                            payload: p.payload.as_ref().map(convert::json_to_struct),
+                            contract_version,
+                        };
+                        if tx.blocking_send(Ok(record)).is_err() {
+                            return; // the caller went away
+                        }
+                    }
+                    match page.next_cursor {
+                        Some(next) => cursor = Some(next),
+                        None => break,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn lineage(

@@ -44,6 +44,17 @@ enum AdminCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// Export the texts of tenants whose contracts allow training (pooled
+    /// with each other when several): DIR/data.jsonl, tenant-tagged, and
+    /// DIR/manifest.cdx.json (CycloneDX 1.6).
+    ExportTrainingData {
+        /// The tenants, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tenants: Vec<String>,
+        /// The folder to write (created; must be empty).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Prove isolation live: create canary tenants, probe each from the
     /// others through every RPC and the embedder, print one row per layer,
     /// drop the canaries. Exits non-zero on any leak.
@@ -189,8 +200,16 @@ enum ModelCommand {
         /// The model folder.
         dir: std::path::PathBuf,
         /// The lineage manifest (CycloneDX 1.6 ML-BOM, JSON).
+        #[arg(
+            long,
+            required_unless_present = "from_export",
+            conflicts_with = "from_export"
+        )]
+        manifest: Option<std::path::PathBuf>,
+        /// Build the manifest from a training export the model was trained
+        /// on (`export-training-data --out DIR`).
         #[arg(long)]
-        manifest: std::path::PathBuf,
+        from_export: Option<std::path::PathBuf>,
         /// The model's name (default: the folder's name).
         #[arg(long)]
         name: Option<String>,
@@ -451,14 +470,21 @@ impl AdminArgs {
             AdminCommand::Model(ModelCommand::Register {
                 dir,
                 manifest,
+                from_export,
                 name,
             }) => {
                 let digest = weights_digest(&dir)?;
-                let manifest_json = fs_err::read_to_string(&manifest)?;
                 let name = name.unwrap_or_else(|| {
                     dir.file_name()
                         .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
                 });
+                let manifest_json = match (manifest, from_export) {
+                    (Some(path), _) => fs_err::read_to_string(&path)?,
+                    (None, Some(export)) => {
+                        super::export::model_manifest_from_export(&export, &name, &digest)?
+                    }
+                    (None, None) => return Err("--manifest or --from-export is required".into()),
+                };
                 let model = admin.register_model(&name, &digest, manifest_json).await?;
                 if json {
                     print_json(&model_json(&model));
@@ -490,6 +516,23 @@ impl AdminArgs {
                     print_json(&json!({ "unassigned": true }));
                 } else {
                     println!("unassigned");
+                }
+            }
+            AdminCommand::ExportTrainingData { tenants, out } => {
+                let summary = super::export::export(&admin, tenants, &out).await?;
+                if json {
+                    print_json(&summary);
+                } else {
+                    for t in summary["tenants"].as_array().into_iter().flatten() {
+                        println!(
+                            "{}\t{} records\tsha256={}\tcontract_version={}",
+                            t["tenant"].as_str().unwrap_or(""),
+                            t["records"],
+                            t["sha256"].as_str().unwrap_or(""),
+                            t["contract_version"]
+                        );
+                    }
+                    println!("wrote {}", out.display());
                 }
             }
             AdminCommand::Lineage { tenant } => {

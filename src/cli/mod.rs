@@ -6,6 +6,7 @@
 mod admin;
 pub mod audit;
 mod client;
+mod export;
 
 pub use admin::AdminArgs;
 pub use client::ClientArgs;
@@ -14,7 +15,7 @@ pub use client::ClientArgs;
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50551";
 
 /// A command's failure, printed as one line.
-pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Prints `value` as JSON on stdout.
 fn print_json(value: &serde_json::Value) {

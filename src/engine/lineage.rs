@@ -102,6 +102,21 @@ fn bad(message: impl std::fmt::Display) -> EngineError {
     EngineError::invalid(format!("invalid lineage manifest: {message}"))
 }
 
+/// Checks a BOM against the CycloneDX 1.6 JSON schema; the error names the
+/// first violation and where it is.
+pub fn validate_bom(bom: &Value) -> Result<()> {
+    let validator = validator()
+        .as_ref()
+        .map_err(|e| EngineError::invalid(format!("the CycloneDX schema failed to load: {e}")))?;
+    if let Some(error) = validator.iter_errors(bom).next() {
+        return Err(bad(format!(
+            "not a valid CycloneDX 1.6 BOM: at '{}': {error}",
+            error.instance_path()
+        )));
+    }
+    Ok(())
+}
+
 /// Validates a manifest for the model of `digest` and reads its lineage.
 pub fn parse_manifest(name: &str, digest: &str, manifest: &str) -> Result<ModelRecord> {
     if name.trim().is_empty() || name.len() > 256 {
@@ -115,15 +130,7 @@ pub fn parse_manifest(name: &str, digest: &str, manifest: &str) -> Result<ModelR
         )));
     }
     let bom: Value = serde_json::from_str(manifest).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let validator = validator()
-        .as_ref()
-        .map_err(|e| EngineError::invalid(format!("the CycloneDX schema failed to load: {e}")))?;
-    if let Some(error) = validator.iter_errors(&bom).next() {
-        return Err(bad(format!(
-            "not a valid CycloneDX 1.6 BOM: at '{}': {error}",
-            error.instance_path()
-        )));
-    }
+    validate_bom(&bom)?;
     if bom.get("specVersion").and_then(Value::as_str) != Some("1.6") {
         return Err(bad("specVersion must be \"1.6\""));
     }

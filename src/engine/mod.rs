@@ -27,7 +27,7 @@ pub use credentials::{IssuedToken, TokenInfo};
 pub use error::{EngineError, Result};
 pub use fair::FairQueue;
 pub use filter::{Condition, Filter, MatchValue, Range};
-pub use lineage::{ModelRecord, PublicDataset};
+pub use lineage::{ModelRecord, PublicDataset, validate_bom};
 pub use metric::Metric;
 pub use name::{TenantName, TrustClass};
 pub use point::{

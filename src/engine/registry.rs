@@ -680,6 +680,11 @@ impl Slot {
             last_used_unix_ms: Some(self.last_used.load(Ordering::Relaxed)).filter(|&ms| ms > 0),
             contract: self.contract.read().clone(),
         };
+        // A tenant whose contract says no telemetry: no usage times leave
+        // the node (its sizes and state stay: operating it needs them).
+        if info.contract.telemetry == super::contract::Telemetry::None {
+            info.last_used_unix_ms = None;
+        }
         if let Some(tenant) = self.loaded() {
             info.state = TenantState::Active;
             info.points = tenant.count(None).unwrap_or(0);

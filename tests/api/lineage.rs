@@ -288,10 +288,182 @@ async fn contracts_are_validated_and_versioned() {
         .await
         .unwrap();
     assert_eq!(info.contract.unwrap().version, 2);
+
+    // Telemetry none: the tenant's use leaves no trace in describe.
+    let token = server.token("solo").await;
+    let solo = TenantClient::connect(server.url.clone(), "solo", token)
+        .await
+        .unwrap();
+    solo.count(None).await.unwrap();
+    assert!(
+        admin
+            .describe_tenant("solo")
+            .await
+            .unwrap()
+            .last_used_unix_ms
+            > 0
+    );
+    let quiet = proto::TenantContract {
+        telemetry: proto::Telemetry::None as i32,
+        ..contract(proto::TrainingUse::Own, &[])
+    };
+    let info = admin.set_contract("solo", quiet).await.unwrap();
+    assert_eq!(info.contract.as_ref().unwrap().version, 3);
+    solo.count(None).await.unwrap();
+    let described = admin.describe("solo").await.unwrap();
+    assert_eq!(described.tenant.unwrap().last_used_unix_ms, 0);
+    assert!(described.embedding_cache.is_none());
     let err = admin
         .set_contract("nobody", contract(proto::TrainingUse::Own, &[]))
         .await
         .unwrap_err();
     assert_eq!(code(&err), Code::NotFound);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_exports_need_consent_and_feed_model_registration() {
+    use crate::cli::{bulkhead, json as cli_json};
+
+    let server = TestServer::start().await;
+    let admin = AdminClient::connect(server.url.clone(), ADMIN)
+        .await
+        .unwrap();
+    let spec = proto::TenantSpec {
+        dimension: 4,
+        metric: proto::Metric::Cosine as i32,
+        ..Default::default()
+    };
+    use proto::TrainingUse::{None as NoTraining, Own, Pooled};
+    for (name, c) in [
+        ("ex-a", contract(Pooled, &["ex-b"])),
+        ("ex-b", contract(Pooled, &["ex-a"])),
+        ("ex-own", contract(Own, &[])),
+        ("ex-none", contract(NoTraining, &[])),
+    ] {
+        admin
+            .create(proto::CreateTenantRequest {
+                name: name.into(),
+                spec: Some(spec.clone()),
+                quotas: None,
+                contract: Some(c),
+            })
+            .await
+            .unwrap();
+        let token = admin.issue_token(name).await.unwrap().token;
+        let client = TenantClient::connect(server.url.clone(), name, token)
+            .await
+            .unwrap();
+        let points = (0..3)
+            .map(|i| {
+                bulkhead_client::Point::new(format!("{name}-{i}"), vec![1.0, i as f32, 0.0, 1.0])
+                    .text(format!("{name} says {i}"))
+                    .payload(json!({"n": i}))
+            })
+            .chain([bulkhead_client::Point::new(
+                "no-text",
+                vec![1.0, 0.0, 0.0, 0.0],
+            )])
+            .collect();
+        client.upsert(points).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name);
+
+    // Refused: no training at all; own-only pooled with another; a pool
+    // where one side does not consent. Nothing is written.
+    for (tenants, expected) in [
+        ("ex-none", "does not allow its data to train"),
+        ("ex-own,ex-a", "pooled with the other tenants"),
+        ("ex-a,ex-own", "pooled with the other tenants"),
+    ] {
+        let path = out(&tenants.replace(',', "+"));
+        let result = bulkhead(
+            &server.url,
+            "",
+            &[
+                "admin",
+                "export-training-data",
+                "--tenants",
+                tenants,
+                "--out",
+                path.to_str().unwrap(),
+            ],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{tenants}");
+        assert!(stderr.contains("policy training-consent"), "{stderr}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+        assert!(!path.exists(), "a refused export wrote {}", path.display());
+    }
+
+    // Allowed: a and b consent to each other.
+    let pooled = out("pooled");
+    let summary = cli_json(
+        &server.url,
+        "",
+        &[
+            "admin",
+            "export-training-data",
+            "--tenants",
+            "ex-a,ex-b",
+            "--out",
+            pooled.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(summary["tenants"].as_array().unwrap().len(), 2);
+    let lines = fs_err::read_to_string(pooled.join("data.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        records.len(),
+        6,
+        "texts only: the point without one is skipped"
+    );
+    assert!(records.iter().all(|r| {
+        r["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(r["tenant"].as_str().unwrap())
+    }));
+    assert_eq!(records[0]["payload"], json!({"n": 0}));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(pooled.join("manifest.cdx.json")).unwrap())
+            .unwrap();
+    bulkhead::engine::validate_bom(&manifest).unwrap();
+    assert_eq!(manifest["components"].as_array().unwrap().len(), 2);
+
+    // A model trained on it takes its lineage from the export.
+    let model_dir = out("tuned-model");
+    fs_err::create_dir_all(&model_dir).unwrap();
+    fs_err::write(
+        model_dir.join("model.safetensors"),
+        b"weights of a tuned model",
+    )
+    .unwrap();
+    let registered = cli_json(
+        &server.url,
+        "",
+        &[
+            "admin",
+            "model",
+            "register",
+            model_dir.to_str().unwrap(),
+            "--from-export",
+            pooled.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(registered["tenants"], json!(["ex-a", "ex-b"]));
+    let lineage = admin.lineage("ex-a").await.unwrap();
+    assert_eq!(lineage.len(), 1);
+    assert_eq!(lineage[0].name, "tuned-model");
+    assert!(admin.lineage("ex-own").await.unwrap().is_empty());
     server.stop().await;
 }

@@ -7,6 +7,7 @@
 //! the same name is not taken for the one whose data shaped the model.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bulkhead_storage::Storage;
 use parking_lot::RwLock;
@@ -349,6 +350,54 @@ impl Registry {
         } else {
             Err(lineage::refusal(&stored.record))
         }
+    }
+
+    /// The tenants of a training export, with their contract versions,
+    /// once their contracts allow it: each may train, and with several,
+    /// each consents to pooling with all the others. Audited.
+    pub fn training_export(&self, names: &[String]) -> Result<Vec<(Arc<Tenant>, u64)>> {
+        if names.is_empty() {
+            return Err(EngineError::invalid("name the tenants to export"));
+        }
+        let mut slots = Vec::new();
+        for name in names {
+            let slot = self.slot(name)?;
+            if slots.iter().any(|s: &Arc<super::Slot>| s.name == slot.name) {
+                return Err(EngineError::invalid(format!(
+                    "tenant {name} is named twice"
+                )));
+            }
+            slots.push(slot);
+        }
+        for slot in &slots {
+            let contract = slot.contract.read().clone();
+            let others = slots
+                .iter()
+                .filter(|s| s.name != slot.name)
+                .map(|s| &s.name);
+            if !contract.allows_training_with(others) {
+                let what = if slots.len() == 1 {
+                    "its data to train models".to_string()
+                } else {
+                    "its data to be pooled with the other tenants of this export".to_string()
+                };
+                return Err(EngineError::PolicyRefused(format!(
+                    "policy training-consent: tenant {}'s contract (version {}) does not allow {what}",
+                    slot.name, contract.version
+                )));
+            }
+        }
+        let mut out = Vec::new();
+        for slot in &slots {
+            let version = slot.contract.read().version;
+            out.push((self.load(slot)?, version));
+        }
+        self.audit_event(serde_json::json!({
+            "event": "export.training",
+            "tenants": slots.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            "contract_versions": out.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        }))?;
+        Ok(out)
     }
 
     fn audit_event(&self, mut entry: serde_json::Value) -> Result<()> {

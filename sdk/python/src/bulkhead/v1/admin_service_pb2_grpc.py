@@ -116,6 +116,11 @@ class AdminServiceStub:
                 request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageRequest.SerializeToString,
                 response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageResponse.FromString,
                 _registered_method=True)
+        self.ExportTrainingData = channel.unary_stream(
+                '/bulkhead.v1.AdminService/ExportTrainingData',
+                request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -233,6 +238,16 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportTrainingData(self, request, context):
+        """Streams the texts of the named tenants for training, each tagged with
+        its tenant. Refused with FAILED_PRECONDITION unless each tenant's
+        contract allows its data to train, pooled with all the others when
+        there are several. Audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -315,6 +330,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Lineage,
                     request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageRequest.FromString,
                     response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageResponse.SerializeToString,
+            ),
+            'ExportTrainingData': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportTrainingData,
+                    request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -751,6 +771,33 @@ class AdminService:
             '/bulkhead.v1.AdminService/Lineage',
             bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageRequest.SerializeToString,
             bulkhead_dot_v1_dot_admin__service__pb2.AdminServiceLineageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportTrainingData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/bulkhead.v1.AdminService/ExportTrainingData',
+            bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataRequest.SerializeToString,
+            bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataResponse.FromString,
             options,
             channel_credentials,
             insecure,
