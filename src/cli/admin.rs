@@ -256,11 +256,7 @@ pub fn weights_digest(dir: &std::path::Path) -> Result<String, String> {
     let mut file = fs_err::File::open(&path).map_err(|e| e.to_string())?;
     let mut hasher = sha2::Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(super::hex(&hasher.finalize()))
 }
 
 fn contract_json(c: &proto::TenantContract) -> serde_json::Value {

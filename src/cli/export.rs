@@ -12,7 +12,7 @@ use bulkhead_client::AdminClient;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use super::CliResult;
+use super::{CliResult, hex};
 
 pub const DATA_FILE: &str = "data.jsonl";
 pub const MANIFEST_FILE: &str = "manifest.cdx.json";
@@ -22,10 +22,6 @@ struct PerTenant {
     records: u64,
     hasher: sha2::Sha256,
     contract_version: u64,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn serial_number() -> String {

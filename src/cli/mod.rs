@@ -17,6 +17,11 @@ pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50551";
 /// A command's failure, printed as one line.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Bytes as lowercase hex (digests in manifests and output).
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Prints `value` as JSON on stdout.
 fn print_json(value: &serde_json::Value) {
     println!("{value}");

@@ -62,7 +62,7 @@ pub struct ModelRecord {
 impl ModelRecord {
     /// The first 12 hex digits, for messages.
     pub fn short_digest(&self) -> &str {
-        &self.digest[..12.min(self.digest.len())]
+        self.digest.get(..12).unwrap_or(&self.digest)
     }
 }
 

@@ -321,7 +321,8 @@ impl Registry {
     /// embedder reports it) may embed this tenant's texts. The refusal
     /// names the policy, never another tenant.
     pub fn check_embedding_model(&self, tenant: &Tenant, model: &str, digest: &str) -> Result<()> {
-        let short = &digest[..12.min(digest.len())];
+        // The digest comes from the sidecar: never slice it blindly.
+        let short = digest.get(..12).unwrap_or(digest);
         if digest.is_empty() {
             return Err(EngineError::PolicyRefused(
                 "policy model-registry: the embedder did not report which model answered; upgrade it"
@@ -333,7 +334,7 @@ impl Registry {
         {
             return Err(EngineError::PolicyRefused(format!(
                 "policy model-assignment: the embedder of this tenant's trust class runs model {model} ({short}), not the model assigned to this tenant ({}); the admin must deploy the assigned model",
-                &assigned[..12.min(assigned.len())]
+                assigned.get(..12).unwrap_or(&assigned)
             )));
         }
         let stored = self.lineage.models.read().get(digest).cloned();

@@ -33,7 +33,13 @@ FilterLike = Union[Mapping[str, Any], filter_pb2.Filter, None]
 _CLAUSES = ("must", "should", "must_not")
 _RANGE = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 
-__all__ = ["FilterLike", "to_proto"]
+__all__ = [
+    "FilterLike",
+    "match_any_condition",
+    "match_condition",
+    "range_condition",
+    "to_proto",
+]
 
 
 def to_proto(filter: FilterLike) -> Optional[filter_pb2.Filter]:
@@ -84,15 +90,15 @@ def _native_condition(c: Any, where: str) -> filter_pb2.Condition:
     if "match" in c:
         m = c["match"]
         if isinstance(m, Mapping) and "value" in m:
-            return _match(key, m["value"], where)
+            return match_condition(key, m["value"], where)
         if isinstance(m, Mapping) and "any" in m:
-            return _match_any(key, m["any"], where)
+            return match_any_condition(key, m["any"], where)
         raise ValueError(f'{where}.match needs "value" or "any"')
     if "range" in c:
         r = c["range"]
         if not isinstance(r, Mapping) or not r or set(r) - {"gt", "gte", "lt", "lte"}:
             raise ValueError(f"{where}.range takes gt, gte, lt and lte")
-        return _range(key, {k: r[k] for k in r}, where)
+        return range_condition(key, {k: r[k] for k in r}, where)
     raise ValueError(f"{where} needs match, range, has_field or a nested filter")
 
 
@@ -133,21 +139,21 @@ def _field(key: str, value: Any):
     must_not: List[filter_pb2.Condition] = []
     if not isinstance(value, Mapping):
         if isinstance(value, (list, tuple)):
-            must.append(_match_any(key, value, key))
+            must.append(match_any_condition(key, value, key))
         else:
-            must.append(_match(key, value, key))
+            must.append(match_condition(key, value, key))
         return must, must_not
     bounds = {}
     for op, operand in value.items():
         where = f"{key}.{op}"
         if op == "$eq":
-            must.append(_match(key, operand, where))
+            must.append(match_condition(key, operand, where))
         elif op == "$ne":
-            must_not.append(_match(key, operand, where))
+            must_not.append(match_condition(key, operand, where))
         elif op == "$in":
-            must.append(_match_any(key, operand, where))
+            must.append(match_any_condition(key, operand, where))
         elif op == "$nin":
-            must_not.append(_match_any(key, operand, where))
+            must_not.append(match_any_condition(key, operand, where))
         elif op in _RANGE:
             bounds[_RANGE[op]] = operand
         elif op == "$exists":
@@ -157,7 +163,7 @@ def _field(key: str, value: Any):
                 f"unknown operator {op} on {key!r}; use $eq $ne $in $nin $gt $gte $lt $lte $exists"
             )
     if bounds:
-        must.append(_range(key, bounds, key))
+        must.append(range_condition(key, bounds, key))
     return must, must_not
 
 
@@ -181,13 +187,13 @@ def _value(v: Any, where: str) -> filter_pb2.MatchValue:
     )
 
 
-def _match(key: str, v: Any, where: str) -> filter_pb2.Condition:
+def match_condition(key: str, v: Any, where: str) -> filter_pb2.Condition:
     return filter_pb2.Condition(
         field=filter_pb2.FieldCondition(key=key, match=_value(v, where))
     )
 
 
-def _match_any(key: str, values: Iterable[Any], where: str) -> filter_pb2.Condition:
+def match_any_condition(key: str, values: Iterable[Any], where: str) -> filter_pb2.Condition:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ValueError(f"{where}: expected a list of values")
     return filter_pb2.Condition(
@@ -198,7 +204,7 @@ def _match_any(key: str, values: Iterable[Any], where: str) -> filter_pb2.Condit
     )
 
 
-def _range(key: str, bounds: Mapping[str, Any], where: str) -> filter_pb2.Condition:
+def range_condition(key: str, bounds: Mapping[str, Any], where: str) -> filter_pb2.Condition:
     r = filter_pb2.Range()
     for name, bound in bounds.items():
         if isinstance(bound, bool) or not isinstance(bound, (int, float)):

@@ -36,6 +36,7 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
+from bulkhead import filters as bh_filters
 from bulkhead.client import Point, TenantClient
 from bulkhead.v1 import filter_pb2
 
@@ -173,40 +174,18 @@ class BulkheadVectorStore(BasePydanticVectorStore):
         return node
 
 
-def _value(v: Any, key: str) -> filter_pb2.MatchValue:
-    if isinstance(v, bool):
-        return filter_pb2.MatchValue(boolean=v)
-    if isinstance(v, int):
-        return filter_pb2.MatchValue(integer=v)
-    if isinstance(v, float) and v.is_integer():
-        return filter_pb2.MatchValue(integer=int(v))
-    if isinstance(v, str):
-        return filter_pb2.MatchValue(keyword=v)
-    raise ValueError(
-        f"filter on {key!r}: cannot match {v!r}; match strings, integers and booleans, or use a range"
-    )
-
-
 def _match(key: str, v: Any) -> filter_pb2.Condition:
-    return filter_pb2.Condition(field=filter_pb2.FieldCondition(key=key, match=_value(v, key)))
+    return bh_filters.match_condition(key, v, f"filter on {key!r}")
 
 
 def _any(key: str, values: Any) -> filter_pb2.Condition:
-    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, set)):
+    if not isinstance(values, (list, tuple, set)):
         raise ValueError(f"filter on {key!r}: expected a list of values, got {values!r}")
-    return filter_pb2.Condition(
-        field=filter_pb2.FieldCondition(
-            key=key, match_any=filter_pb2.MatchAny(values=[_value(v, key) for v in values])
-        )
-    )
+    return bh_filters.match_any_condition(key, values, f"filter on {key!r}")
 
 
 def _range(key: str, bound: str, v: Any) -> filter_pb2.Condition:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"filter on {key!r}: a range bound must be a number, got {v!r}")
-    return filter_pb2.Condition(
-        field=filter_pb2.FieldCondition(key=key, range=filter_pb2.Range(**{bound: float(v)}))
-    )
+    return bh_filters.range_condition(key, {bound: v}, f"filter on {key!r}")
 
 
 def _condition(f: MetadataFilter) -> tuple[List[filter_pb2.Condition], List[filter_pb2.Condition]]:
