@@ -40,6 +40,18 @@ fn serial_number() -> String {
     )
 }
 
+/// A CycloneDX 1.6 BOM about `subject` (its `metadata.component`).
+fn bom(subject: Value, components: Vec<Value>) -> Value {
+    json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": serial_number(),
+        "version": 1,
+        "metadata": {"component": subject},
+        "components": components,
+    })
+}
+
 /// Writes the export of `tenants` into `out` (created; must be empty) and
 /// returns a summary.
 pub async fn export(admin: &AdminClient, tenants: Vec<String>, out: &Path) -> CliResult<Value> {
@@ -102,18 +114,14 @@ pub async fn export(admin: &AdminClient, tenants: Vec<String>, out: &Path) -> Cl
             "contract_version": entry.contract_version,
         }));
     }
-    let manifest = json!({
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "serialNumber": serial_number(),
-        "version": 1,
-        "metadata": {"component": {
+    let manifest = bom(
+        json!({
             "type": "data",
             "bom-ref": "export",
             "name": "bulkhead training export",
-        }},
-        "components": components,
-    });
+        }),
+        components,
+    );
     crate::engine::validate_bom(&manifest)?;
     fs_err::write(
         out.join(MANIFEST_FILE),
@@ -126,8 +134,8 @@ pub async fn export(admin: &AdminClient, tenants: Vec<String>, out: &Path) -> Cl
 /// `digest` as `metadata.component`, trained on the export's data.
 pub fn model_manifest_from_export(export: &Path, name: &str, digest: &str) -> CliResult<String> {
     let text = fs_err::read_to_string(export.join(MANIFEST_FILE))?;
-    let bom: Value = serde_json::from_str(&text)?;
-    let data: Vec<Value> = bom
+    let export_bom: Value = serde_json::from_str(&text)?;
+    let data: Vec<Value> = export_bom
         .get("components")
         .and_then(Value::as_array)
         .into_iter()
@@ -147,19 +155,15 @@ pub fn model_manifest_from_export(export: &Path, name: &str, digest: &str) -> Cl
         .filter_map(|c| c.get("bom-ref").cloned())
         .map(|r| json!({ "ref": r }))
         .collect();
-    let manifest = json!({
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "serialNumber": serial_number(),
-        "version": 1,
-        "metadata": {"component": {
+    let manifest = bom(
+        json!({
             "type": "machine-learning-model",
             "bom-ref": "model",
             "name": name,
             "hashes": [{"alg": "SHA-256", "content": digest}],
             "modelCard": {"modelParameters": {"datasets": datasets}},
-        }},
-        "components": data,
-    });
+        }),
+        data,
+    );
     Ok(serde_json::to_string_pretty(&manifest)?)
 }

@@ -53,6 +53,30 @@ fn manifest(digest: &str, tenants: &[&str]) -> String {
     .to_string()
 }
 
+/// Creates a tenant of `spec` with `contract` and connects as it.
+async fn tenant_with_contract(
+    server: &TestServer,
+    admin: &AdminClient,
+    name: &str,
+    spec: &proto::TenantSpec,
+    contract: proto::TenantContract,
+) -> (proto::TenantInfo, TenantClient) {
+    let info = admin
+        .create(proto::CreateTenantRequest {
+            name: name.into(),
+            spec: Some(spec.clone()),
+            quotas: None,
+            contract: Some(contract),
+        })
+        .await
+        .unwrap();
+    let token = admin.issue_token(name).await.unwrap().token;
+    let client = TenantClient::connect(server.url.clone(), name, token)
+        .await
+        .unwrap();
+    (info, client)
+}
+
 fn code(e: &Error) -> Code {
     match e {
         Error::InvalidArgument(_) => Code::InvalidArgument,
@@ -84,21 +108,9 @@ async fn contracts_and_lineage_decide_which_model_embeds_whose_texts() {
         ("gamma", contract(NoTraining, &[])),
         ("delta", contract(Pooled, &["beta"])),
     ] {
-        let info = admin
-            .create(proto::CreateTenantRequest {
-                name: name.into(),
-                spec: Some(spec.clone()),
-                quotas: None,
-                contract: Some(c),
-            })
-            .await
-            .unwrap();
+        let (info, client) = tenant_with_contract(&server, &admin, name, &spec, c).await;
         let shown = info.contract.unwrap();
         assert_eq!((shown.version, shown.caching_scope.as_str()), (1, "tenant"));
-        let token = admin.issue_token(name).await.unwrap().token;
-        let client = TenantClient::connect(server.url.clone(), name, token)
-            .await
-            .unwrap();
         clients.insert(name, client);
     }
     let embed = |name: &'static str| {
@@ -341,19 +353,7 @@ async fn training_exports_need_consent_and_feed_model_registration() {
         ("ex-own", contract(Own, &[])),
         ("ex-none", contract(NoTraining, &[])),
     ] {
-        admin
-            .create(proto::CreateTenantRequest {
-                name: name.into(),
-                spec: Some(spec.clone()),
-                quotas: None,
-                contract: Some(c),
-            })
-            .await
-            .unwrap();
-        let token = admin.issue_token(name).await.unwrap().token;
-        let client = TenantClient::connect(server.url.clone(), name, token)
-            .await
-            .unwrap();
+        let (_, client) = tenant_with_contract(&server, &admin, name, &spec, c).await;
         let points = (0..3)
             .map(|i| {
                 bulkhead_client::Point::new(format!("{name}-{i}"), vec![1.0, i as f32, 0.0, 1.0])

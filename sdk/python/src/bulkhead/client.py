@@ -175,7 +175,39 @@ def _point_out(p: points_service_pb2.Point) -> Point:
     )
 
 
-class TenantClient:
+class _Connection:
+    """One channel and the bearer token every call of a client sends."""
+
+    __slots__ = ("_metadata", "_channel", "_timeout")
+
+    def __init__(
+        self,
+        addr: str,
+        token: str,
+        timeout: Optional[float],
+        credentials: Optional[grpc.ChannelCredentials],
+    ) -> None:
+        self._metadata = (("authorization", f"Bearer {token.strip()}"),)
+        self._timeout = timeout
+        self._channel = _channel(addr, credentials)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+
+class TenantClient(_Connection):
     """The data plane of one tenant.
 
     >>> client = TenantClient("127.0.0.1:50051", tenant="acme", token="bht_...")
@@ -188,7 +220,7 @@ class TenantClient:
     the server's message.
     """
 
-    __slots__ = ("_tenant", "_metadata", "_channel", "_stub", "_timeout")
+    __slots__ = ("_tenant", "_stub")
 
     def __init__(
         self,
@@ -204,9 +236,7 @@ class TenantClient:
         if not isinstance(token, str) or not token.strip():
             raise ValueError("token is required: a tenant token issued by the admin")
         self._tenant = tenant
-        self._metadata = (("authorization", f"Bearer {token.strip()}"),)
-        self._timeout = timeout
-        self._channel = _channel(addr, credentials)
+        super().__init__(addr, token, timeout, credentials)
         self._stub = points_service_pb2_grpc.PointsServiceStub(self._channel)
 
     @property
@@ -216,21 +246,6 @@ class TenantClient:
 
     def __repr__(self) -> str:
         return f"TenantClient(tenant={self._tenant!r})"
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> "TenantClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return method(request, metadata=self._metadata, timeout=self._timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
 
     def upsert(
         self,
@@ -433,7 +448,7 @@ def _info(t: tenant_pb2.TenantInfo) -> TenantInfo:
     )
 
 
-class AdminClient:
+class AdminClient(_Connection):
     """The admin plane: create and drop tenants, issue and revoke tokens."""
 
     def __init__(
@@ -446,25 +461,8 @@ class AdminClient:
     ) -> None:
         if not isinstance(admin_token, str) or not admin_token.strip():
             raise ValueError("admin_token is required")
-        self._metadata = (("authorization", f"Bearer {admin_token.strip()}"),)
-        self._timeout = timeout
-        self._channel = _channel(addr, credentials)
+        super().__init__(addr, admin_token, timeout, credentials)
         self._stub = admin_service_pb2_grpc.AdminServiceStub(self._channel)
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> "AdminClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return method(request, metadata=self._metadata, timeout=self._timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
 
     def create_tenant(
         self,
