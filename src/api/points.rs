@@ -84,7 +84,7 @@ impl PointsApi {
             // and its lineage allow (the texts' vectors are discarded
             // otherwise).
             self.registry
-                .check_embedding_model(tenant, &answer.model, &answer.model_digest)
+                .check_embedding_model(tenant, &answer.model_digest)
                 .map_err(|e| to_status(e, Plane::Data))?;
             let dimension = tenant.spec().dimension as usize;
             if let Some(e) = answer
@@ -348,7 +348,7 @@ impl PointsService for PointsApi {
             )
             .await?;
         self.registry
-            .check_embedding_model(&tenant, &answer.model, &answer.model_digest)
+            .check_embedding_model(&tenant, &answer.model_digest)
             .map_err(|e| to_status(e, Plane::Data))?;
         Ok(Response::new(proto::PointsServiceEmbedResponse {
             vectors: answer

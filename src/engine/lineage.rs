@@ -228,11 +228,11 @@ fn sha256_of(component: &Value) -> Option<String> {
 }
 
 /// Why a model may not serve a tenant, in words that name the policy and
-/// never another tenant.
+/// never another tenant. Only the digest: a model's name is the admin's
+/// free text and may well mention the tenants whose data shaped it.
 pub fn refusal(model: &ModelRecord) -> EngineError {
     EngineError::PolicyRefused(format!(
-        "policy lineage-consent: model {} ({}) was shaped by data whose owners' contracts do not allow it to serve this tenant; the admin can assign a model whose lineage is public data, this tenant's own data, or that of tenants consenting to pool with it",
-        model.name,
+        "policy lineage-consent: the model with digest {} was shaped by data whose owners' contracts do not allow it to serve this tenant; the admin can assign a model whose lineage is public data, this tenant's own data, or that of tenants consenting to pool with it",
         model.short_digest()
     ))
 }

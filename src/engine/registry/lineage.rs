@@ -319,8 +319,9 @@ impl Registry {
 
     /// Whether the model of `digest` (the one that answered, as the
     /// embedder reports it) may embed this tenant's texts. The refusal
-    /// names the policy, never another tenant.
-    pub fn check_embedding_model(&self, tenant: &Tenant, model: &str, digest: &str) -> Result<()> {
+    /// names the policy and the digest, never a model's name (admin free
+    /// text, which may mention other tenants) nor another tenant.
+    pub fn check_embedding_model(&self, tenant: &Tenant, digest: &str) -> Result<()> {
         // The digest comes from the sidecar: never slice it blindly.
         let short = digest.get(..12).unwrap_or(digest);
         if digest.is_empty() {
@@ -333,14 +334,14 @@ impl Registry {
             && assigned != digest
         {
             return Err(EngineError::PolicyRefused(format!(
-                "policy model-assignment: the embedder of this tenant's trust class runs model {model} ({short}), not the model assigned to this tenant ({}); the admin must deploy the assigned model",
+                "policy model-assignment: the embedder of this tenant's trust class runs the model with digest {short}, not the model assigned to this tenant ({}); the admin must deploy the assigned model",
                 assigned.get(..12).unwrap_or(&assigned)
             )));
         }
         let stored = self.lineage.models.read().get(digest).cloned();
         let Some(stored) = stored else {
             return Err(EngineError::PolicyRefused(format!(
-                "policy model-registry: model {model} ({short}) is not registered with a lineage manifest; the admin registers it with `bulkhead admin model register`"
+                "policy model-registry: the model with digest {short} is not registered with a lineage manifest; the admin registers it with `bulkhead admin model register`"
             )));
         };
         let allowed = lineage::may_serve(&stored.record, tenant.name(), |owner| {
