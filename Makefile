@@ -20,16 +20,20 @@ setup:
 	@./scripts/setup.sh
 
 # The server and the embedding sidecar it starts when the model is there.
-run: setup
+run:
+	@./scripts/setup.sh run
 	$(CARGO) build $(PROFILE) $(WS) --bin bulkhead --bin bulkhead-embedder
 	$(CARGO_TARGET_DIR)/release/bulkhead serve
 
-BUF := npx --yes @bufbuild/buf@1.75.0
-
 test: setup
+	@./scripts/test-setup.sh
 	$(CARGO) fmt --all --check
-	@if command -v npx >/dev/null 2>&1; then $(BUF) lint && echo "buf lint: ok"; \
-	else echo "buf lint skipped: npx not found (apt-get install npm to run it)"; fi
+	# The proto contract: buf from the virtualenv (PyPI buf-bin), lint and,
+	# once a release is tagged, no breaking change against it.
+	$(PY_VENV)/bin/buf lint && echo "buf lint: ok"
+	@tag=$$(git describe --tags --abbrev=0 --match 'v*' 2>/dev/null || true); \
+	if [ -n "$$tag" ]; then $(PY_VENV)/bin/buf breaking --against ".git#tag=$$tag" && echo "buf breaking against $$tag: ok"; \
+	else echo "buf breaking: no release tag yet"; fi
 	$(CARGO) clippy $(PROFILE) $(WS) --all-targets -- -D warnings
 	$(CARGO) test $(PROFILE) $(WS)
 	# The audit against a deliberately broken build (Get without its
@@ -41,5 +45,6 @@ test: setup
 	# that binary.
 	cd sdk/python && PYTHONPATH=src $(PY_VENV)/bin/python -m pytest -q
 
-bench: setup
+bench:
+	@./scripts/setup.sh run
 	$(CARGO) bench --locked $(WS) --bench tenant
