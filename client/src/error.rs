@@ -1,5 +1,6 @@
 /// What a call can fail with: the server's gRPC status, sorted by what the
-/// caller can do about it, with the server's message.
+/// caller can do about it, with the server's message. The server's messages
+/// say what went wrong without naming the code; the code is named here.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -53,7 +53,7 @@ impl AdminToken {
             Ok(())
         } else if presented.starts_with("bht_") {
             Err(Status::permission_denied(
-                "permission denied: the admin plane needs the admin token, not a tenant token",
+                "the admin plane needs the admin token, not a tenant token",
             ))
         } else {
             Err(Status::unauthenticated(

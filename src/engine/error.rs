@@ -11,7 +11,7 @@ pub enum EngineError {
     /// One point of a batch is bad; nothing of the batch was applied.
     #[error("point {index}: {reason}; nothing in this batch was written")]
     InvalidPoint { index: usize, reason: String },
-    #[error("tenant not found")]
+    #[error("no such tenant")]
     TenantNotFound,
     #[error("a tenant with this name already exists")]
     TenantExists,
@@ -24,9 +24,9 @@ pub enum EngineError {
     Unauthenticated,
     /// A valid token that is not bound to the named tenant. Identical whether
     /// that tenant exists or not.
-    #[error("permission denied: the token does not grant access to this tenant")]
+    #[error("the token does not grant access to this tenant")]
     PermissionDenied,
-    #[error("token not found")]
+    #[error("no such token")]
     TokenNotFound,
     /// A quota of the caller's tenant; the message names it and the
     /// tenant's own usage.
@@ -41,7 +41,7 @@ pub enum EngineError {
     /// message names the policy and never another tenant.
     #[error("{0}")]
     PolicyRefused(String),
-    #[error("model not found: register it first")]
+    #[error("no model is registered with this digest: register it first")]
     ModelNotFound,
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
