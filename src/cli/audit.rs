@@ -578,7 +578,7 @@ async fn embedder_layers(
     );
     let mut models = Probe::new(
         "models",
-        "each trust class is served by its own sidecar; lineage checks come with the lineage issue",
+        "every answer names the digest of the weights that made it; a vector is used only when that model is registered, is the one assigned to the tenant or its class, and its lineage is public data, the tenant, or tenants that consent to pooling with it",
     );
     let (a, b, c) = (&canaries[0], &canaries[1], &canaries[2]);
     let probe = a.client.embed(vec![a.texts[0].clone()]).await;
