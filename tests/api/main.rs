@@ -13,5 +13,6 @@ mod faults;
 mod lifecycle;
 mod lineage;
 mod quotas;
+mod readme;
 mod sdk;
 mod sigterm;
