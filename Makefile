@@ -44,6 +44,13 @@ test: setup
 	# The Python SDK, LangChain's standard suite and LlamaIndex, against
 	# that binary.
 	cd sdk/python && PYTHONPATH=src $(PY_VENV)/bin/python -m pytest -q
+	# Superseded builds of the workspace leave the target dir (the builds
+	# below are the ones above, fresh: they only name their artifacts).
+	@state=$$(mktemp) && \
+	$(CARGO) test $(PROFILE) $(WS) --features bulkhead/audit-leak-for-tests --test api --no-run -q --message-format=json | ./scripts/prune-target.py collect $$state && \
+	$(CARGO) test $(PROFILE) $(WS) --no-run -q --message-format=json | ./scripts/prune-target.py collect $$state && \
+	$(CARGO) build $(PROFILE) $(WS) --bin bulkhead --bin bulkhead-embedder -q --message-format=json | ./scripts/prune-target.py collect $$state && \
+	./scripts/prune-target.py apply $$state
 
 bench:
 	@./scripts/setup.sh run
