@@ -29,7 +29,7 @@ apt_install() {
 # libclang-cpp) and needs clang's builtin headers (stdbool.h, ...).
 # libclang-dev brings both (libclang1-N, libclang-common-N-dev).
 if ! python3 "$here/libclang-check.py" >/dev/null; then
-  apt_install libclang-dev
+  apt_install libclang-dev || true
   if ! reason=$(python3 "$here/libclang-check.py"); then
     echo "setup: $reason" >&2
     echo "setup: rocksdb's bindgen needs libclang and clang's headers: install libclang-dev (Debian) or set LIBCLANG_PATH to a libclang.so whose clang/<version>/include is beside it" >&2
@@ -42,12 +42,15 @@ cxx_works() {
   local out
   out="$(mktemp)"
   printf '#include <string>\n#include <atomic>\nint main() { std::string s("x"); std::atomic<int> a{1}; return a.load() - (int)s.size(); }\n' |
-    c++ -std=c++17 -x c++ - -o "$out" >/dev/null 2>&1
+    "${CXX:-c++}" -std=c++17 -x c++ - -o "$out" >/dev/null 2>&1
   local rc=$?
   rm -f "$out"
   return $rc
 }
-cxx_works || { apt_install g++; cxx_works || { echo "setup: c++ cannot build C++17 (rocksdb needs it)" >&2; exit 1; }; }
+if ! cxx_works; then
+  apt_install g++ || true
+  cxx_works || { echo "setup: c++ cannot build a C++17 program with the standard library, and rocksdb needs one: install g++ (Debian) or set CXX" >&2; exit 1; }
+fi
 
 # The default embedding model (all-MiniLM-L6-v2), checked by its digests.
 "$here/fetch-model.sh"

@@ -54,6 +54,19 @@ else
   echo "test-setup: skipped: libclang without clang's headers (hiding them needs a mount namespace, i.e. root)"
 fi
 
+# Where libclang cannot be installed (apt refuses), set-up stops and says
+# what to install, before cargo could reach bindgen.
+mkdir -p "$work/apt" "$work/empty"
+printf '#!/bin/sh\necho "E: no archive (the test'"'"'s apt-get)" >&2\nexit 100\n' >"$work/apt/apt-get"
+printf '#!/bin/sh\nexec "$@"\n' >"$work/apt/sudo" # keeps PATH, so apt-get is the test's
+chmod +x "$work/apt/apt-get" "$work/apt/sudo"
+setup_says_what_to_install() {
+  local out
+  out=$(PATH="$work/apt:$PATH" LIBCLANG_PATH="$work/empty" "$here/setup.sh" run 2>&1) && return 1
+  grep -q "install libclang-dev" <<<"$out"
+}
+expect ok "set-up stops with a clear message when libclang cannot be installed" setup_says_what_to_install
+
 # The model, by the digests of the files the encoder reads.
 expect ok "the default model is whole" "$here/fetch-model.sh" --check
 models="${BULKHEAD_MODELS_DIR:-$HOME/.cache/bulkhead/models}/all-MiniLM-L6-v2"
