@@ -18,7 +18,6 @@ highest version wins, which is the one that must work.
 
 import argparse
 import ctypes
-import fnmatch
 import glob
 import os
 import re
@@ -42,26 +41,31 @@ PROBE_SOURCE = "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n
 
 
 def search_directory(directory):
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return []
+    """clang-sys's search_directory: each pattern in turn (glob's order, names
+    matched case-sensitively), skipping `-cpp.` names."""
     found = []
-    for name in names:
-        if "-cpp." in name:
-            continue
-        if any(fnmatch.fnmatch(name.lower(), pattern) for pattern in FILE_PATTERNS):
-            path = os.path.join(directory, name)
-            if os.path.isfile(path):
+    for pattern in FILE_PATTERNS:
+        for path in sorted(glob.glob(os.path.join(glob.escape(directory), pattern))):
+            if "-cpp." not in os.path.basename(path):
                 found.append(path)
     return found
+
+
+def glob_directories(pattern):
+    """The directory patterns are matched case-insensitively."""
+    parts = [
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in part)
+        for part in pattern.split(os.sep)
+    ]
+    return [d for d in sorted(glob.glob(os.sep.join(parts))) if os.path.isdir(d)]
 
 
 def candidates(root):
     real = root == "/"
     if real and os.environ.get("LIBCLANG_PATH"):
         path = os.environ["LIBCLANG_PATH"]
-        if os.path.isfile(path):
+        parent = os.path.dirname(path)
+        if parent and path in search_directory(parent):
             return [path]
         return search_directory(path)
     directories = []
@@ -76,8 +80,7 @@ def candidates(root):
         for variable in ("LD_LIBRARY_PATH", "LIBRARY_PATH"):
             directories += [d for d in os.environ.get(variable, "").split(":") if d]
     for pattern in LINUX_DIRECTORIES:
-        matches = sorted(glob.glob(os.path.join(root, pattern.lstrip("/"))), reverse=True)
-        directories += [d for d in matches if os.path.isdir(d)]
+        directories += glob_directories(os.path.join(root, pattern.lstrip("/")))
     found = []
     for directory in directories:
         found += search_directory(directory)
@@ -85,15 +88,16 @@ def candidates(root):
 
 
 def version(path):
-    """clang-sys's parse_version: the digits after libclang- or libclang.so."""
+    """clang-sys's parse_version, quirks included: `libclang-` names lose
+    their last three characters (`libclang-14.so.1` is 14.0)."""
     name = os.path.basename(path)
     if name.startswith("libclang.so."):
         text = name[len("libclang.so."):]
     elif name.startswith("libclang-"):
-        text = name[len("libclang-"):].replace(".so", "")
+        text = name[9:-3]
     else:
-        text = ""
-    return [int(p) if p.isdigit() else 0 for p in text.split(".")] if text else []
+        return []
+    return [int(p) if p.isdigit() else 0 for p in text.split(".")]
 
 
 def is_elf64(path):
@@ -109,8 +113,9 @@ def parse_errors(path):
     """Loads the library and parses PROBE_SOURCE with it; returns the errors."""
     try:
         lib = ctypes.CDLL(path)
-    except OSError as e:
-        return [f"cannot be loaded: {e}"]
+        lib.clang_createIndex  # a library, but is it libclang's C API?
+    except (OSError, AttributeError) as e:
+        return [f"cannot be loaded as libclang: {e}"]
     lib.clang_createIndex.restype = ctypes.c_void_p
     lib.clang_parseTranslationUnit.restype = ctypes.c_void_p
     lib.clang_parseTranslationUnit.argtypes = [
@@ -158,7 +163,7 @@ def main():
               "(libclang-cpp does not count)")
         return 1
     # clang-sys keeps the highest version; the first found breaks ties.
-    best = max(enumerate(found), key=lambda e: (version(e[1]), -e[0]))[1]
+    best = max(reversed(found), key=version)
     errors = parse_errors(best)
     if errors:
         reason = "; ".join(errors[:3])
