@@ -5,8 +5,12 @@
 # profile. The target dir lives outside the clone so that later clones
 # (and CI on this machine) reuse it; a fresh machine simply builds it.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/bulkhead/target
-# The Python SDK's tests run here (scripts/setup.sh makes it).
-PY_VENV ?= $(HOME)/.cache/bulkhead/py-venv
+# The Python SDK's tests and buf run from here (scripts/setup.sh makes it).
+PY_VENV ?= $(or $(BULKHEAD_PY_VENV),$(HOME)/.cache/bulkhead/py-venv)
+export BULKHEAD_PY_VENV := $(PY_VENV)
+# A recipe line whose pipeline fails anywhere fails.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 CARGO := cargo
 PROFILE := --release --locked
 # Every command selects the whole workspace: the set of selected packages

@@ -10,14 +10,18 @@ directory once reached 50 GB).
 
 `collect` records every workspace artifact that cargo's JSON messages name,
 right after that build (a binary is named by its uplifted copy, a hard link
-to its build in deps/ that the next build may re-point). `apply` deletes, in
-deps/ and examples/, every build of a workspace crate (an executable or an
-.rlib, with its .rmeta and .d) that no collected build named, and the
-workspace's incremental caches untouched for INCREMENTAL_DAYS. Check builds
-(.rmeta alone, from clippy), dependencies and RocksDB's build stay.
+to its build in deps/ or examples/ that the next build may re-point); it
+fails unless the build finished. `apply`, holding cargo's lock on the
+directory, deletes in deps/ and examples/ every build of a workspace crate
+(an executable or an .rlib, with its .rmeta and .d) that no collected build
+named and that is older than STALE_DAYS (another clone sharing the target
+directory may be on another dependency set), and the workspace's
+incremental caches untouched for as long. Check builds (.rmeta alone, from
+clippy), dependencies and RocksDB's build stay.
 """
 
 import collections
+import fcntl
 import json
 import os
 import re
@@ -27,16 +31,17 @@ import time
 
 ARTIFACT = re.compile(r"(?:lib)?(?P<name>\w+?)-(?P<hash>[0-9a-f]{16})(?P<ext>\.\w+)?")
 INCREMENTAL = re.compile(r"(?P<name>\w+?)-(?P<hash>[0-9a-z]{10,})")
-INCREMENTAL_DAYS = 7
+STALE_DAYS = 1
 
 
 def collect(state):
     """Appends `directory name hash` of each current workspace artifact."""
-    current, uplifted = set(), []
+    current, uplifted, finished = set(), [], False
     for line in sys.stdin:
         if not line.startswith("{"):
             continue
         message = json.loads(line)
+        finished |= message.get("reason") == "build-finished" and message.get("success") is True
         if message.get("reason") != "compiler-artifact":
             continue
         if not message["package_id"].startswith("path+file://"):
@@ -47,7 +52,9 @@ def collect(state):
                 current.add((os.path.dirname(path), m["name"], m["hash"]))
             elif path:
                 uplifted.append(path)
-    directories = {d for d, _, _ in current}
+    if not finished:
+        sys.exit("prune-target: the build did not finish; nothing collected")
+    directories = {d for d, _, _ in current} | {os.path.dirname(p) for p in uplifted}
     for path in uplifted:
         name = os.path.basename(path).replace("-", "_")
         found = [
@@ -55,8 +62,8 @@ def collect(state):
             for directory in directories
             for entry in os.listdir(directory)
             if entry.startswith(name + "-")
-            and os.path.samefile(path, os.path.join(directory, entry))
             and (m := ARTIFACT.fullmatch(entry))
+            and os.path.samefile(path, os.path.join(directory, entry))
         ]
         # Not found when cargo copied instead of linking: keep every build
         # of that name.
@@ -73,6 +80,11 @@ def apply(state):
         sys.exit("prune-target: no build was collected; nothing pruned")
     current = {(d, n, h) for d, n, h in entries}
     names = {n for _, n, _ in entries}
+    profiles = {os.path.dirname(d) for d, _, _ in entries if os.path.basename(d) == "deps"}
+    locks = [open(os.path.join(p, ".cargo-lock"), "a") for p in profiles]
+    for lock in locks:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # cargo's own lock: no build runs meanwhile
+    cutoff = time.time() - STALE_DAYS * 86400
     freed = 0
     for directory in {d for d, _, _ in entries}:
         builds = collections.defaultdict(list)
@@ -86,11 +98,12 @@ def apply(state):
         for paths in builds.values():
             if not any(p.endswith(".rlib") or os.access(p, os.X_OK) for p in paths):
                 continue  # a check build
+            if max(os.path.getmtime(p) for p in paths) > cutoff:
+                continue
             for path in paths:
                 freed += os.path.getsize(path)
                 os.remove(path)
-    cutoff = time.time() - INCREMENTAL_DAYS * 86400
-    for profile in {os.path.dirname(d) for d, _, _ in entries if os.path.basename(d) == "deps"}:
+    for profile in profiles:
         incremental = os.path.join(profile, "incremental")
         for entry in os.listdir(incremental) if os.path.isdir(incremental) else []:
             m = INCREMENTAL.fullmatch(entry)
