@@ -31,7 +31,9 @@ async fn blocking<T: Send + 'static>(
         Ok(result) => result.map_err(|e| status::to_status(e, plane)),
         Err(join) => {
             tracing::error!(error = %join, "engine task failed");
-            Err(tonic::Status::internal("internal error"))
+            Err(tonic::Status::internal(
+                "the server failed while serving this request; the operation may be retried",
+            ))
         }
     }
 }

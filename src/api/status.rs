@@ -35,7 +35,9 @@ pub(crate) fn to_status(error: EngineError, plane: Plane) -> Status {
         EngineError::ModelNotFound => Status::not_found(error.to_string()),
         EngineError::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
-            Status::internal("internal error; the operation may be retried")
+            Status::internal(
+                "the server failed to store or read data; the operation may be retried",
+            )
         }
     }
 }
