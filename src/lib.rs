@@ -8,7 +8,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod engine;
+/// The engine crate, under the name the server's modules use.
+pub use bulkhead_engine as engine;
 #[cfg(any(fuzzing, test))]
 pub mod fuzzing;
 pub mod local_embedder;

@@ -107,7 +107,7 @@ pub(crate) fn check_vector(spec: &TenantSpec, vector: &[f32]) -> std::result::Re
 
 /// Validates a batch as a whole: the first bad point fails all of it.
 /// Returns each point's payload serialized as JSON text.
-pub(crate) fn validate_batch(spec: &TenantSpec, points: &[PointInput]) -> Result<Vec<Vec<u8>>> {
+pub fn validate_batch(spec: &TenantSpec, points: &[PointInput]) -> Result<Vec<Vec<u8>>> {
     if points.is_empty() {
         return Err(EngineError::invalid("the batch has no points"));
     }

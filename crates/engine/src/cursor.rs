@@ -19,10 +19,10 @@ const HEADER: usize = 1 + TAG;
 
 /// The tag that binds cursors to one tenant incarnation on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CursorKey([u8; TAG]);
+pub struct CursorKey([u8; TAG]);
 
 impl CursorKey {
-    pub(crate) fn new(node_secret: &[u8; 32], incarnation: u64) -> Self {
+    pub fn new(node_secret: &[u8; 32], incarnation: u64) -> Self {
         let digest = Sha256::new()
             .chain_update(b"bulkhead cursor v2")
             .chain_update(node_secret)
@@ -35,7 +35,7 @@ impl CursorKey {
 }
 
 /// Encodes "continue after `last_id`" for the tenant of `key`.
-pub(crate) fn encode(key: &CursorKey, last_id: &str) -> String {
+pub fn encode(key: &CursorKey, last_id: &str) -> String {
     let mut raw = Vec::with_capacity(HEADER + last_id.len());
     raw.push(VERSION);
     raw.extend_from_slice(&key.0);
@@ -44,7 +44,7 @@ pub(crate) fn encode(key: &CursorKey, last_id: &str) -> String {
 }
 
 /// Decodes a cursor for the tenant of `key`, returning the last id seen.
-pub(crate) fn decode(key: &CursorKey, cursor: &str) -> Result<String> {
+pub fn decode(key: &CursorKey, cursor: &str) -> Result<String> {
     if cursor.len() > 2 * (HEADER + MAX_ID_BYTES) {
         return Err(EngineError::InvalidCursor);
     }

@@ -2,8 +2,9 @@ use bulkhead_storage::StorageError;
 
 /// Every error the engine returns. Messages name the caller's own input and
 /// never another tenant: a missing tenant is `TenantNotFound` with no name.
+/// Exhaustive on purpose: the server maps it to gRPC statuses in one match
+/// without a `_` arm, so a new error cannot reach the wire unmapped.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum EngineError {
     /// The request is malformed; the message says what to fix.
     #[error("{0}")]

@@ -759,7 +759,7 @@ impl FrozenGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::metric::MetricDistance;
+    use crate::metric::MetricDistance;
     use rand::{Rng, SeedableRng};
 
     fn data(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {

@@ -14,13 +14,13 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::{Registry, TenantInfo, now_unix_ms};
-use crate::engine::contract::Contract;
-use crate::engine::error::{EngineError, Result};
-use crate::engine::lineage::{
+use crate::contract::Contract;
+use crate::error::{EngineError, Result};
+use crate::lineage::{
     self, BUILTIN_MODEL_MANIFEST, BUILTIN_MODEL_NAME, ModelRecord, parse_manifest,
 };
-use crate::engine::name::{TenantName, TrustClass};
-use crate::engine::tenant::Tenant;
+use crate::name::{TenantName, TrustClass};
+use crate::tenant::Tenant;
 
 const MODEL_KEY: &str = "model/";
 const CLASS_KEY: &str = "class/";

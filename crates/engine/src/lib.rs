@@ -5,7 +5,7 @@
 mod config;
 mod contract;
 mod credentials;
-pub(crate) mod cursor;
+pub mod cursor;
 mod error;
 mod fair;
 mod filter;
@@ -14,7 +14,7 @@ mod graph;
 mod lineage;
 mod metric;
 mod name;
-pub(crate) mod point;
+pub mod point;
 mod quota;
 mod registry;
 mod spec;

@@ -283,7 +283,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::engine::contract::Training;
+    use crate::contract::Training;
 
     const DIGEST: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
 
