@@ -40,10 +40,6 @@ test: setup
 	else echo "buf breaking: no release tag yet"; fi
 	$(CARGO) clippy $(PROFILE) $(WS) --all-targets -- -D warnings
 	$(CARGO) test $(PROFILE) $(WS)
-	# The audit against a deliberately broken build (Get without its
-	# tenant check) must find the leak. Then the normal binary is built
-	# again, so the broken one is never left in the target dir.
-	$(CARGO) test $(PROFILE) $(WS) --features bulkhead/audit-leak-for-tests --test api audit::
 	$(CARGO) build $(PROFILE) $(WS) --bin bulkhead --bin bulkhead-embedder
 	# The Python SDK, LangChain's standard suite and LlamaIndex, against
 	# that binary.
@@ -51,7 +47,6 @@ test: setup
 	# Superseded builds of the workspace leave the target dir (the builds
 	# below are the ones above, fresh: they only name their artifacts).
 	@state=$$(mktemp) && \
-	$(CARGO) test $(PROFILE) $(WS) --features bulkhead/audit-leak-for-tests --test api --no-run -q --message-format=json | ./scripts/prune-target.py collect $$state && \
 	$(CARGO) test $(PROFILE) $(WS) --no-run -q --message-format=json | ./scripts/prune-target.py collect $$state && \
 	$(CARGO) build $(PROFILE) $(WS) --bin bulkhead --bin bulkhead-embedder -q --message-format=json | ./scripts/prune-target.py collect $$state && \
 	./scripts/prune-target.py apply $$state

@@ -400,10 +400,10 @@ async fn serve(
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = AdminToken::generate()?;
+    let services = bulkhead::server::Services::new(registry, admin, Embedders::none());
     let server = tokio::spawn(bulkhead::server::run(
         Arc::clone(registry),
-        admin,
-        Embedders::none(),
+        services,
         listener,
         async {
             let _ = stopped.await;

@@ -5,6 +5,7 @@ use bulkhead::cli::{self, AdminArgs, ClientArgs};
 use bulkhead::config::{ServeArgs, ServeConfig};
 use bulkhead::engine::{EngineConfig, Registry};
 use bulkhead::local_embedder::LocalEmbedder;
+use bulkhead::server::Services;
 use clap::{Parser, Subcommand};
 
 /// Bulkhead: a physically partitioned multi-tenant vector database.
@@ -71,14 +72,9 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
         let admin_token = admin_token(&registry)?;
         let (embedders, local) = embedders(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let served = bulkhead::server::run(
-            Arc::new(registry),
-            admin_token,
-            embedders,
-            listener,
-            shutdown_signal(),
-        )
-        .await;
+        let registry = Arc::new(registry);
+        let services = Services::new(&registry, admin_token, embedders);
+        let served = bulkhead::server::run(registry, services, listener, shutdown_signal()).await;
         if let Some(local) = local {
             tokio::task::spawn_blocking(move || local.stop()).await?;
         }

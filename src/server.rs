@@ -9,14 +9,33 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::{AdminApi, AdminToken, Embedders, PointsApi};
 use crate::engine::Registry;
+use crate::proto::admin_service_server::AdminServiceServer;
+use crate::proto::points_service_server::{PointsService, PointsServiceServer};
 
-/// Serves on `listener` until `shutdown` completes; in-flight calls finish,
-/// then the registry is closed (background work joined, graphs snapshotted,
-/// RocksDB flushed).
-pub async fn run(
+/// What a server mounts over its registry: the data plane and the control
+/// plane. [`Services::new`] is the product's; a test may mount another data
+/// plane (tests/api/audit.rs mounts a deliberately broken one).
+pub struct Services<P = PointsApi> {
+    pub points: P,
+    pub admin: AdminApi,
+}
+
+impl Services {
+    pub fn new(registry: &Arc<Registry>, admin_token: AdminToken, embedders: Embedders) -> Self {
+        let embedders = Arc::new(embedders);
+        Services {
+            points: PointsApi::new(Arc::clone(registry), Arc::clone(&embedders)),
+            admin: AdminApi::new(Arc::clone(registry), admin_token, embedders),
+        }
+    }
+}
+
+/// Serves `services` on `listener` until `shutdown` completes; in-flight
+/// calls finish, then the registry is closed (background work joined,
+/// graphs snapshotted, RocksDB flushed).
+pub async fn run<P: PointsService>(
     registry: Arc<Registry>,
-    admin_token: AdminToken,
-    embedders: Embedders,
+    services: Services<P>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -24,17 +43,12 @@ pub async fn run(
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    reporter
-        .set_serving::<crate::proto::points_service_server::PointsServiceServer<PointsApi>>()
-        .await;
-    reporter
-        .set_serving::<crate::proto::admin_service_server::AdminServiceServer<AdminApi>>()
-        .await;
+    reporter.set_serving::<PointsServiceServer<P>>().await;
+    reporter.set_serving::<AdminServiceServer<AdminApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let embedders = Arc::new(embedders);
     // Writes grow loaded tenants without loading any: check the memory
     // budget every second too, not only when a tenant loads; and close the
     // storage shelves that only cold tenants use.
@@ -64,8 +78,8 @@ pub async fn run(
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(PointsApi::new(Arc::clone(&registry), Arc::clone(&embedders)).into_service())
-        .add_service(AdminApi::new(Arc::clone(&registry), admin_token, embedders).into_service())
+        .add_service(crate::api::points_service(services.points))
+        .add_service(services.admin.into_service())
         .serve_with_incoming_shutdown(
             // No Nagle delay: without it a small response waits for the
             // client's delayed ACK (~40 ms stalls under concurrent calls).

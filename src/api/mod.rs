@@ -14,8 +14,19 @@ pub(crate) mod status;
 pub use admin::AdminApi;
 pub use auth::AdminToken;
 pub use convert::{filter_to_proto, json_to_struct};
+
+use crate::proto;
 pub use embedders::Embedders;
 pub use points::PointsApi;
+
+/// The data-plane service over `points`, with the message size limits.
+pub fn points_service<P: proto::points_service_server::PointsService>(
+    points: P,
+) -> proto::points_service_server::PointsServiceServer<P> {
+    proto::points_service_server::PointsServiceServer::new(points)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
 
 /// Largest request or response message, in bytes. A full upsert batch of
 /// 10,000 points of 384 dimensions is ~16 MiB on the wire.

@@ -45,12 +45,6 @@ impl PointsApi {
         }
     }
 
-    pub fn into_service(self) -> proto::points_service_server::PointsServiceServer<Self> {
-        proto::points_service_server::PointsServiceServer::new(self)
-            .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
-    }
-
     /// The caller's tenant, if its token is bound to the tenant it names.
     fn tenant<T>(&self, request: &Request<T>, tenant: &str) -> Result<Arc<Tenant>, Status> {
         if tenant.is_empty() {
@@ -188,16 +182,7 @@ impl PointsService for PointsApi {
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::GetResponse>, Status> {
-        #[cfg(not(feature = "audit-leak-for-tests"))]
         let tenant = self.tenant(&request, &request.get_ref().tenant)?;
-        // The deliberately broken build: any valid token reads any tenant.
-        #[cfg(feature = "audit-leak-for-tests")]
-        let tenant = {
-            bearer(&request)?;
-            self.registry
-                .tenant(&request.get_ref().tenant)
-                .map_err(|e| to_status(e, Plane::Data))?
-        };
         let r = request.into_inner();
         let points = blocking(
             move || tenant.get(&r.ids, r.with_payload, r.with_vector),

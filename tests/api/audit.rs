@@ -1,8 +1,16 @@
-//! `bulkhead admin audit` against a real server, and against a deliberately
-//! broken build (feature `audit-leak-for-tests`: Get skips the tenant
-//! check), where it must find the leak.
+//! `bulkhead admin audit` against a real server, and against a server that
+//! mounts a deliberately broken data plane (its Get skips the tenant check),
+//! where it must find the leak.
 
-#[cfg(not(feature = "audit-leak-for-tests"))]
+use std::sync::Arc;
+
+use bulkhead::api::{Embedders, PointsApi};
+use bulkhead::engine::{EngineConfig, Registry};
+use bulkhead::proto;
+use bulkhead::proto::points_service_server::PointsService;
+use bulkhead::server::Services;
+use tonic::{Request, Response, Status};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_passes_on_the_real_server_and_leaves_no_canary() {
     use crate::cli::bulkhead;
@@ -47,12 +55,25 @@ async fn the_audit_passes_on_the_real_server_and_leaves_no_canary() {
     drop(log);
 }
 
-#[cfg(feature = "audit-leak-for-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_catches_a_get_without_its_tenant_check() {
     use crate::common::{ADMIN, TestServer};
 
-    let server = TestServer::start().await;
+    let server = TestServer::start_with_services(EngineConfig::default(), |registry| {
+        let services = Services::new(
+            registry,
+            bulkhead::api::AdminToken::new(ADMIN).unwrap(),
+            Embedders::none(),
+        );
+        Services {
+            points: GetWithoutTenantCheck {
+                real: services.points,
+                registry: Arc::clone(registry),
+            },
+            admin: services.admin,
+        }
+    })
+    .await;
     let report = bulkhead::cli::audit::run(&server.url, ADMIN).await.unwrap();
     assert!(report.leaks() > 0, "{}", report.to_text());
     let errors = report.layers.iter().find(|l| l.name == "errors").unwrap();
@@ -66,4 +87,80 @@ async fn the_audit_catches_a_get_without_its_tenant_check() {
     // Only the broken RPC leaks.
     assert!(found.iter().all(|f| f.contains("Get")), "{found:?}");
     assert!(report.to_text().contains("leak(s) found"));
+}
+
+/// The real data plane, except that Get serves whichever tenant the request
+/// names to any caller with a token: it swaps the caller's token for one it
+/// issues itself for that tenant.
+struct GetWithoutTenantCheck {
+    real: PointsApi,
+    registry: Arc<Registry>,
+}
+
+#[tonic::async_trait]
+impl PointsService for GetWithoutTenantCheck {
+    async fn get(
+        &self,
+        mut request: Request<proto::GetRequest>,
+    ) -> Result<Response<proto::GetResponse>, Status> {
+        if request.metadata().get("authorization").is_none() {
+            return Err(Status::unauthenticated("no token"));
+        }
+        let issued = self
+            .registry
+            .issue_token(&request.get_ref().tenant)
+            .map_err(|_| Status::permission_denied("no such tenant"))?;
+        let bearer = format!("Bearer {}", issued.token).parse().unwrap();
+        request.metadata_mut().insert("authorization", bearer);
+        self.real.get(request).await
+    }
+
+    async fn upsert(
+        &self,
+        request: Request<proto::UpsertRequest>,
+    ) -> Result<Response<proto::UpsertResponse>, Status> {
+        self.real.upsert(request).await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
+        self.real.delete(request).await
+    }
+
+    async fn count(
+        &self,
+        request: Request<proto::CountRequest>,
+    ) -> Result<Response<proto::CountResponse>, Status> {
+        self.real.count(request).await
+    }
+
+    async fn scroll(
+        &self,
+        request: Request<proto::ScrollRequest>,
+    ) -> Result<Response<proto::ScrollResponse>, Status> {
+        self.real.scroll(request).await
+    }
+
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        self.real.search(request).await
+    }
+
+    async fn embed(
+        &self,
+        request: Request<proto::PointsServiceEmbedRequest>,
+    ) -> Result<Response<proto::PointsServiceEmbedResponse>, Status> {
+        self.real.embed(request).await
+    }
+
+    async fn lineage(
+        &self,
+        request: Request<proto::LineageRequest>,
+    ) -> Result<Response<proto::LineageResponse>, Status> {
+        self.real.lineage(request).await
+    }
 }

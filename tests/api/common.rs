@@ -5,6 +5,8 @@ use bulkhead::engine::{EngineConfig, Registry};
 use bulkhead::proto;
 use bulkhead::proto::admin_service_client::AdminServiceClient;
 use bulkhead::proto::points_service_client::PointsServiceClient;
+use bulkhead::proto::points_service_server::PointsService;
+use bulkhead::server::Services;
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -36,15 +38,25 @@ impl TestServer {
         config: EngineConfig,
         embedders: bulkhead::api::Embedders,
     ) -> TestServer {
+        let admin = AdminToken::new(ADMIN).unwrap();
+        Self::start_with_services(config, |registry| Services::new(registry, admin, embedders))
+            .await
+    }
+
+    /// The server mounting the services `services` makes over its registry.
+    pub async fn start_with_services<P: PointsService>(
+        config: EngineConfig,
+        services: impl FnOnce(&Arc<Registry>) -> Services<P>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(dir.path(), config).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let admin = AdminToken::new(ADMIN).unwrap();
+        let services = services(&registry);
         let served = Arc::clone(&registry);
         let handle = tokio::spawn(async move {
-            bulkhead::server::run(served, admin, embedders, listener, async {
+            bulkhead::server::run(served, services, listener, async {
                 let _ = rx.await;
             })
             .await
