@@ -10,6 +10,8 @@ use bulkhead_client::proto::{
     CacheStatsRequest, EmbedRequest, EmbedResponse, EmbeddingCacheStats, ForgetRequest,
 };
 use tonic::transport::Channel;
+
+use crate::engine::{Embed, EmbedFailure, Embedded, TrustClass};
 use tonic::{Code, Request, Status};
 
 /// How long describe waits for the embedder's counters.
@@ -81,33 +83,35 @@ impl Embedders {
     }
 
     /// Embeds `texts` of the tenant `incarnation` in `trust_class`.
-    pub(crate) async fn embed(
+    async fn embed_async(
         &self,
         trust_class: &str,
         incarnation: u64,
         texts: Vec<String>,
-    ) -> Result<EmbedResponse, Status> {
-        let mut client = self.client(trust_class).ok_or_else(|| {
-            Status::failed_precondition(
-                "no embedder serves this tenant's trust class; configure one to embed text",
-            )
-        })?;
-        let request = self.request(EmbedRequest {
-            tenant: cache_tenant(incarnation),
-            trust_class: trust_class.to_string(),
-            model: String::new(),
-            texts,
-        })?;
+    ) -> Result<EmbedResponse, EmbedFailure> {
+        let mut client = self
+            .client(trust_class)
+            .ok_or(EmbedFailure::NotConfigured)?;
+        let request = self
+            .request(EmbedRequest {
+                tenant: cache_tenant(incarnation),
+                trust_class: trust_class.to_string(),
+                model: String::new(),
+                texts,
+            })
+            .map_err(|status| {
+                tracing::error!(message = status.message(), "embedder request");
+                EmbedFailure::Failed
+            })?;
         match client.embed(request).await {
             Ok(response) => Ok(response.into_inner()),
             Err(status) => Err(match status.code() {
-                Code::InvalidArgument | Code::ResourceExhausted => status,
-                Code::Unavailable => {
-                    Status::unavailable("the embedder is unavailable; retry later")
-                }
+                Code::InvalidArgument => EmbedFailure::Refused(status.message().to_string()),
+                Code::ResourceExhausted => EmbedFailure::Busy(status.message().to_string()),
+                Code::Unavailable => EmbedFailure::Unavailable,
                 code => {
                     tracing::error!(?code, message = status.message(), "embedder call failed");
-                    Status::internal("the embedder failed")
+                    EmbedFailure::Failed
                 }
             }),
         }
@@ -148,6 +152,29 @@ impl Embedders {
         Some(EmbeddingCacheStats {
             hits: stats.hits,
             misses: stats.misses,
+        })
+    }
+}
+
+/// The engine's encoder: the sidecar of the tenant's trust class, called
+/// from the engine's blocking thread.
+impl Embed for Embedders {
+    fn embed(
+        &self,
+        trust_class: &TrustClass,
+        incarnation: u64,
+        texts: Vec<String>,
+    ) -> Result<Embedded, EmbedFailure> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            tracing::error!("the embedder was called outside the server's runtime");
+            EmbedFailure::Failed
+        })?;
+        let answer =
+            runtime.block_on(self.embed_async(trust_class.as_str(), incarnation, texts))?;
+        Ok(Embedded {
+            vectors: answer.embeddings.into_iter().map(|e| e.values).collect(),
+            model: answer.model,
+            model_digest: answer.model_digest,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The data plane: `PointsService`. Every call names its tenant, and the
-//! tenant handle is obtained only through `Registry::authorize`.
+//! tenant handle is obtained only through `Registry::authorize`, on the
+//! blocking pool with the operation (`PointsApi::on_tenant`).
 
 use std::sync::Arc;
 
@@ -8,14 +9,11 @@ use tonic::{Request, Response, Status};
 use super::auth::bearer;
 use super::embedders::Embedders;
 use super::search_gate::SearchGate;
-use super::status::{Plane, to_status};
+use super::status::Plane;
 use super::{blocking, convert};
-use crate::engine::{MAX_BATCH_POINTS, PointInput, Registry, SearchRequest, Tenant};
+use crate::engine::{DEFAULT_SCROLL_LIMIT, Registry, SearchRequest, Tenant};
 use crate::proto;
 use crate::proto::points_service_server::PointsService;
-
-const DEFAULT_LIMIT: u32 = 100;
-const DEFAULT_K: u32 = 10;
 
 #[derive(Debug, Clone)]
 pub struct PointsApi {
@@ -45,108 +43,43 @@ impl PointsApi {
         }
     }
 
-    /// The caller's tenant, if its token is bound to the tenant it names.
-    fn tenant<T>(&self, request: &Request<T>, tenant: &str) -> Result<Arc<Tenant>, Status> {
+    /// Runs `op` on the caller's tenant on the blocking pool: the credential
+    /// is checked there, with the operation, because a tenant's first use
+    /// loads it from disk.
+    async fn on_tenant<T: Send + 'static>(
+        &self,
+        caller: Caller,
+        op: impl FnOnce(&Registry, Arc<Tenant>) -> crate::engine::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let registry = Arc::clone(&self.registry);
+        blocking(
+            move || {
+                let tenant = registry.authorize(&caller.token, &caller.tenant)?;
+                op(&registry, tenant)
+            },
+            Plane::Data,
+        )
+        .await
+    }
+}
+
+/// The credential a request presents and the tenant it names, not yet
+/// checked against each other.
+struct Caller {
+    token: String,
+    tenant: String,
+}
+
+impl Caller {
+    fn of<T>(request: &Request<T>, tenant: &str) -> Result<Caller, Status> {
         if tenant.is_empty() {
             return Err(Status::invalid_argument("tenant is required"));
         }
-        let token = bearer(request)?;
-        self.registry
-            .authorize(token, tenant)
-            .map_err(|e| to_status(e, Plane::Data))
+        Ok(Caller {
+            token: bearer(request)?.to_string(),
+            tenant: tenant.to_string(),
+        })
     }
-}
-
-impl PointsApi {
-    /// Vectors for `texts` from the embedder of the tenant's trust class,
-    /// checked against the tenant's dimension.
-    async fn embed(&self, tenant: &Tenant, texts: Vec<String>) -> Result<Vec<Vec<f32>>, Status> {
-        let expected = texts.len();
-        let mut vectors = Vec::with_capacity(expected);
-        let mut texts = texts.into_iter().peekable();
-        while texts.peek().is_some() {
-            let chunk: Vec<String> = texts.by_ref().take(MAX_EMBED_TEXTS).collect();
-            let answer = self
-                .embedders
-                .embed(
-                    tenant.spec().trust_class.as_str(),
-                    tenant.incarnation(),
-                    chunk,
-                )
-                .await?;
-            // The model that answered must be one this tenant's contract
-            // and its lineage allow (the texts' vectors are discarded
-            // otherwise).
-            self.registry
-                .check_embedding_model(tenant, &answer.model_digest)
-                .map_err(|e| to_status(e, Plane::Data))?;
-            let dimension = tenant.spec().dimension as usize;
-            if let Some(e) = answer
-                .embeddings
-                .iter()
-                .find(|e| e.values.len() != dimension)
-            {
-                return Err(Status::failed_precondition(format!(
-                    "the embedder's model {} makes vectors of dimension {}, but this tenant's dimension is {dimension}; store texts in a tenant of dimension {}",
-                    answer.model,
-                    e.values.len(),
-                    e.values.len()
-                )));
-            }
-            vectors.extend(answer.embeddings.into_iter().map(|e| e.values));
-        }
-        if vectors.len() != expected {
-            tracing::error!(
-                expected,
-                got = vectors.len(),
-                "the embedder answered the wrong number of vectors"
-            );
-            return Err(Status::internal("the embedder failed"));
-        }
-        Ok(vectors)
-    }
-
-    /// Fills in the vector of every point that has text and no vector.
-    async fn embed_texts(&self, tenant: &Tenant, points: &mut [PointInput]) -> Result<(), Status> {
-        if points.len() > MAX_BATCH_POINTS {
-            return Err(Status::invalid_argument(format!(
-                "{} points in one upsert, the limit is {MAX_BATCH_POINTS}",
-                points.len()
-            )));
-        }
-        let mut positions = Vec::new();
-        let mut texts = Vec::new();
-        for (i, p) in points.iter().enumerate() {
-            if let (true, Some(text)) = (p.vector.is_empty(), &p.text) {
-                check_embeddable(text, &format!("point {i}: text"))?;
-                positions.push(i);
-                texts.push(text.clone());
-            }
-        }
-        if texts.is_empty() {
-            return Ok(());
-        }
-        let vectors = self.embed(tenant, texts).await?;
-        for (i, vector) in positions.into_iter().zip(vectors) {
-            points[i].vector = vector;
-        }
-        Ok(())
-    }
-}
-
-/// Most texts in one embedder request, and bytes in one text to embed (the
-/// sidecar's limits; longer texts are stored only with a vector).
-const MAX_EMBED_TEXTS: usize = 1_024;
-const MAX_EMBED_TEXT_BYTES: usize = 32 * 1024;
-
-fn check_embeddable(text: &str, what: &str) -> Result<(), Status> {
-    if text.len() > MAX_EMBED_TEXT_BYTES {
-        return Err(Status::invalid_argument(format!(
-            "{what} is {} bytes, more than the {MAX_EMBED_TEXT_BYTES} the embedder takes; send a vector with longer texts",
-            text.len()
-        )));
-    }
-    Ok(())
 }
 
 fn filter(f: Option<proto::Filter>) -> Result<Option<crate::engine::Filter>, Status> {
@@ -159,36 +92,37 @@ impl PointsService for PointsApi {
         &self,
         request: Request<proto::UpsertRequest>,
     ) -> Result<Response<proto::UpsertResponse>, Status> {
-        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
-        let mut points = request
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
+        let points = request
             .into_inner()
             .points
             .into_iter()
             .enumerate()
             .map(|(i, p)| convert::point_input(p, i))
             .collect::<Result<Vec<_>, _>>()?;
-        self.embed_texts(&tenant, &mut points).await?;
-        let upserted = points.len() as u64;
-        let registry = Arc::clone(&self.registry);
-        blocking(
-            move || registry.run(&tenant, |t| t.upsert(&points)),
-            Plane::Data,
-        )
-        .await?;
-        Ok(Response::new(proto::UpsertResponse { upserted }))
+        // Texts are embedded, checked and written in the same engine call.
+        let embedders = Arc::clone(&self.embedders);
+        let upserted = self
+            .on_tenant(caller, move |registry, tenant| {
+                registry.upsert(&tenant, points, &*embedders)
+            })
+            .await?;
+        Ok(Response::new(proto::UpsertResponse {
+            upserted: upserted as u64,
+        }))
     }
 
     async fn get(
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::GetResponse>, Status> {
-        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let r = request.into_inner();
-        let points = blocking(
-            move || tenant.get(&r.ids, r.with_payload, r.with_vector),
-            Plane::Data,
-        )
-        .await?;
+        let points = self
+            .on_tenant(caller, move |_, tenant| {
+                tenant.get(&r.ids, r.with_payload, r.with_vector)
+            })
+            .await?;
         Ok(Response::new(proto::GetResponse {
             points: points.into_iter().map(convert::point_out).collect(),
         }))
@@ -199,22 +133,19 @@ impl PointsService for PointsApi {
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
         use proto::delete_request::Selector;
-        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
-        let registry = Arc::clone(&self.registry);
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let deleted = match request.into_inner().selector {
             Some(Selector::Ids(ids)) => {
-                blocking(
-                    move || registry.run(&tenant, |t| t.delete(&ids.ids)),
-                    Plane::Data,
-                )
+                self.on_tenant(caller, move |registry, tenant| {
+                    registry.run(&tenant, |t| t.delete(&ids.ids))
+                })
                 .await?
             }
             Some(Selector::Filter(f)) => {
                 let f = convert::filter(f)?;
-                blocking(
-                    move || registry.run(&tenant, |t| t.delete_by_filter(&f)),
-                    Plane::Data,
-                )
+                self.on_tenant(caller, move |registry, tenant| {
+                    registry.run(&tenant, |t| t.delete_by_filter(&f))
+                })
                 .await?
             }
             None => return Err(Status::invalid_argument("delete needs ids or a filter")),
@@ -228,9 +159,11 @@ impl PointsService for PointsApi {
         &self,
         request: Request<proto::CountRequest>,
     ) -> Result<Response<proto::CountResponse>, Status> {
-        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let f = filter(request.into_inner().filter)?;
-        let count = blocking(move || tenant.count(f.as_ref()), Plane::Data).await?;
+        let count = self
+            .on_tenant(caller, move |_, tenant| tenant.count(f.as_ref()))
+            .await?;
         Ok(Response::new(proto::CountResponse {
             count: count as u64,
         }))
@@ -240,13 +173,16 @@ impl PointsService for PointsApi {
         &self,
         request: Request<proto::ScrollRequest>,
     ) -> Result<Response<proto::ScrollResponse>, Status> {
-        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let r = request.into_inner();
         let f = filter(r.filter)?;
-        let limit = if r.limit == 0 { DEFAULT_LIMIT } else { r.limit } as usize;
+        let limit = match r.limit {
+            0 => DEFAULT_SCROLL_LIMIT,
+            n => n as usize,
+        };
         let cursor = (!r.cursor.is_empty()).then_some(r.cursor);
-        let page = blocking(
-            move || {
+        let page = self
+            .on_tenant(caller, move |_, tenant| {
                 tenant.scroll(
                     cursor.as_deref(),
                     limit,
@@ -254,10 +190,8 @@ impl PointsService for PointsApi {
                     r.with_payload,
                     r.with_vector,
                 )
-            },
-            Plane::Data,
-        )
-        .await?;
+            })
+            .await?;
         Ok(Response::new(proto::ScrollResponse {
             points: page.points.into_iter().map(convert::point_out).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
@@ -268,34 +202,39 @@ impl PointsService for PointsApi {
         &self,
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
-        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
-        // Counted against the tenant's concurrency quota while queued too.
-        let _permit = tenant
-            .begin_search()
-            .map_err(|e| to_status(e, Plane::Data))?;
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let r = request.into_inner();
-        let vector = match (r.vector.is_empty(), r.text.is_empty()) {
-            (false, false) => {
-                return Err(Status::invalid_argument(
-                    "send either vector or text, not both",
-                ));
-            }
-            (true, false) => {
-                check_embeddable(&r.text, "text")?;
-                let mut vectors = self.embed(&tenant, vec![r.text]).await?;
-                vectors.pop().unwrap_or_default()
-            }
-            _ => r.vector,
-        };
+        if !r.vector.is_empty() && !r.text.is_empty() {
+            return Err(Status::invalid_argument(
+                "send either vector or text, not both",
+            ));
+        }
+        let filter = filter(r.filter)?;
+        let (vector, text) = (r.vector, r.text);
+        let embedders = Arc::clone(&self.embedders);
+        // The credential, a permit of the tenant's concurrency quota (held
+        // while queued too) and a text query's vector, in one engine call;
+        // then the search waits its turn at the gate.
+        let (tenant, _permit, vector) = self
+            .on_tenant(caller, move |registry, tenant| {
+                let permit = tenant.begin_search()?;
+                let vector = if text.is_empty() {
+                    vector
+                } else {
+                    registry.embed_query(&tenant, text, &*embedders)?
+                };
+                Ok((tenant, permit, vector))
+            })
+            .await?;
         let search = SearchRequest {
             vector,
-            k: if r.k == 0 { DEFAULT_K } else { r.k } as usize,
+            k: SearchRequest::k_or_default(r.k as usize),
             ef: (r.ef != 0).then_some(r.ef as usize),
-            filter: filter(r.filter)?,
+            filter,
             with_payload: r.with_payload,
             with_vector: r.with_vector,
         };
-        let cost = search.ef.unwrap_or(crate::engine::DEFAULT_EF).max(search.k) as u64;
+        let cost = search.cost();
         let incarnation = tenant.incarnation();
         let hits = self
             .searches
@@ -310,36 +249,19 @@ impl PointsService for PointsApi {
         &self,
         request: Request<proto::PointsServiceEmbedRequest>,
     ) -> Result<Response<proto::PointsServiceEmbedResponse>, Status> {
-        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let texts = request.into_inner().texts;
-        if texts.is_empty() {
-            return Err(Status::invalid_argument("texts is empty"));
-        }
-        if texts.len() > MAX_EMBED_TEXTS {
-            return Err(Status::invalid_argument(format!(
-                "{} texts in one request, the limit is {MAX_EMBED_TEXTS}",
-                texts.len()
-            )));
-        }
-        for (i, text) in texts.iter().enumerate() {
-            check_embeddable(text, &format!("texts[{i}]"))?;
-        }
+        let embedders = Arc::clone(&self.embedders);
         let answer = self
-            .embedders
-            .embed(
-                tenant.spec().trust_class.as_str(),
-                tenant.incarnation(),
-                texts,
-            )
+            .on_tenant(caller, move |registry, tenant| {
+                registry.embed_texts(&tenant, texts, &*embedders)
+            })
             .await?;
-        self.registry
-            .check_embedding_model(&tenant, &answer.model_digest)
-            .map_err(|e| to_status(e, Plane::Data))?;
         Ok(Response::new(proto::PointsServiceEmbedResponse {
             vectors: answer
-                .embeddings
+                .vectors
                 .into_iter()
-                .map(|e| proto::TextVector { values: e.values })
+                .map(|values| proto::TextVector { values })
                 .collect(),
             model: answer.model,
             model_digest: answer.model_digest,
@@ -350,8 +272,12 @@ impl PointsService for PointsApi {
         &self,
         request: Request<proto::LineageRequest>,
     ) -> Result<Response<proto::LineageResponse>, Status> {
-        let tenant = self.tenant(&request, &request.get_ref().tenant)?;
-        let models = self.registry.lineage_of_tenant(&tenant);
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
+        let models = self
+            .on_tenant(caller, |registry, tenant| {
+                Ok(registry.lineage_of_tenant(&tenant))
+            })
+            .await?;
         Ok(Response::new(proto::LineageResponse {
             models: models
                 .into_iter()

@@ -3,7 +3,7 @@
 
 use tonic::Status;
 
-use crate::engine::EngineError;
+use crate::engine::{EmbedFailure, EngineError};
 
 /// Which service an error is answered on: the data plane never says
 /// "not found" about a tenant, so it cannot tell "not yours" from "none".
@@ -33,6 +33,14 @@ pub(crate) fn to_status(error: EngineError, plane: Plane) -> Status {
         EngineError::Evicted => Status::unavailable(error.to_string()),
         EngineError::PolicyRefused(_) => Status::failed_precondition(error.to_string()),
         EngineError::ModelNotFound => Status::not_found(error.to_string()),
+        EngineError::Embedder(ref failure) => match failure {
+            EmbedFailure::NotConfigured => Status::failed_precondition(error.to_string()),
+            EmbedFailure::Refused(_) => Status::invalid_argument(error.to_string()),
+            EmbedFailure::Busy(_) => Status::resource_exhausted(error.to_string()),
+            EmbedFailure::Unavailable => Status::unavailable(error.to_string()),
+            EmbedFailure::Failed => Status::internal(error.to_string()),
+        },
+        EngineError::ModelDimension { .. } => Status::failed_precondition(error.to_string()),
         EngineError::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
             Status::internal(

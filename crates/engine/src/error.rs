@@ -1,5 +1,7 @@
 use bulkhead_storage::StorageError;
 
+use crate::ingest::EmbedFailure;
+
 /// Every error the engine returns. Messages name the caller's own input and
 /// never another tenant: a missing tenant is `TenantNotFound` with no name.
 /// Exhaustive on purpose: the server maps it to gRPC statuses in one match
@@ -44,6 +46,18 @@ pub enum EngineError {
     PolicyRefused(String),
     #[error("no model is registered with this digest: register it first")]
     ModelNotFound,
+    /// The encoder of the tenant's trust class gave no vectors.
+    #[error("{0}")]
+    Embedder(EmbedFailure),
+    /// The encoder's vectors do not fit the tenant.
+    #[error(
+        "the embedder's model {model} makes vectors of dimension {model_dimension}, but this tenant's dimension is {dimension}; store texts in a tenant of dimension {model_dimension}"
+    )]
+    ModelDimension {
+        model: String,
+        model_dimension: usize,
+        dimension: usize,
+    },
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
 }

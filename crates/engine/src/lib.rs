@@ -11,6 +11,7 @@ mod fair;
 mod filter;
 mod frozen;
 mod graph;
+mod ingest;
 mod lineage;
 mod metric;
 mod name;
@@ -27,6 +28,9 @@ pub use credentials::{IssuedToken, TokenInfo};
 pub use error::{EngineError, Result};
 pub use fair::FairQueue;
 pub use filter::{Condition, Filter, MatchValue, Range};
+pub use ingest::{
+    Embed, EmbedFailure, Embedded, MAX_EMBED_TEXT_BYTES, MAX_EMBED_TEXTS, NoEmbedder,
+};
 pub use lineage::{ModelRecord, PublicDataset, validate_bom};
 pub use metric::Metric;
 pub use name::{TenantName, TrustClass};
@@ -36,4 +40,7 @@ pub use point::{
 pub use quota::{Quotas, SearchPermit};
 pub use registry::{AssignTarget, ModelInfo, Registry, TenantInfo, TenantState};
 pub use spec::{IndexParams, TenantSpec};
-pub use tenant::{DEFAULT_EF, MAX_K, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest, Tenant};
+pub use tenant::{
+    DEFAULT_EF, DEFAULT_K, DEFAULT_SCROLL_LIMIT, MAX_K, MAX_SCROLL_LIMIT, ScrollPage,
+    SearchRequest, Tenant,
+};

@@ -32,7 +32,11 @@ use super::table::{LivePoint, PointTable};
 pub const MAX_K: usize = 1_024;
 pub const MAX_EF: usize = 8_192;
 pub const DEFAULT_EF: usize = 64;
+/// Results of a search that asks for none in particular.
+pub const DEFAULT_K: usize = 10;
 pub const MAX_SCROLL_LIMIT: usize = 1_000;
+/// Points of a scroll page that asks for no number in particular.
+pub const DEFAULT_SCROLL_LIMIT: usize = 100;
 pub const MAX_IDS_PER_REQUEST: usize = 10_000;
 
 /// A nearest-neighbour query.
@@ -58,6 +62,17 @@ impl SearchRequest {
             with_payload: false,
             with_vector: false,
         }
+    }
+
+    /// `k`, or [`DEFAULT_K`] when it is 0 (a wire request that sets none).
+    pub fn k_or_default(k: usize) -> usize {
+        if k == 0 { DEFAULT_K } else { k }
+    }
+
+    /// What the search gate charges for this search: its candidate list
+    /// size, the graph work it asks for.
+    pub fn cost(&self) -> u64 {
+        self.ef.unwrap_or(DEFAULT_EF).max(self.k) as u64
     }
 }
 
