@@ -87,8 +87,10 @@ fn code(e: &Error) -> Code {
     }
 }
 
+/// Invariant 8: which models may embed whose texts is decided by contracts
+/// and lineage, for Embed and for text upserts alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contracts_and_lineage_decide_which_model_embeds_whose_texts() {
+async fn invariant_8_a_model_serves_a_tenant_only_if_its_lineage_allows() {
     let (mut child, url) = sidecar();
     let urls = HashMap::from([("default".to_string(), url)]);
     let server = TestServer::start_with(Embedders::new(SECRET.into(), &urls).unwrap()).await;

@@ -2,6 +2,7 @@
 //! compiled as one binary.
 
 mod admin_token;
+mod architecture;
 mod audit;
 mod auth;
 mod cli;
