@@ -1,6 +1,8 @@
 //! The data plane: `PointsService`. Every call names its tenant, and the
 //! tenant handle is obtained only through `Registry::authorize`, on the
-//! blocking pool with the operation (`PointsApi::on_tenant`).
+//! blocking pool with the operation (`PointsApi::on_tenant`); a search of a
+//! loaded tenant through `Registry::authorize_loaded`, in memory, so that
+//! its one trip to a blocking thread is the search gate's.
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::auth::bearer;
 use super::embedders::Embedders;
 use super::search_gate::SearchGate;
-use super::status::Plane;
+use super::status::{Plane, to_status};
 use super::{blocking, convert};
 use crate::engine::{DEFAULT_SCROLL_LIMIT, Registry, SearchRequest, Tenant};
 use crate::proto;
@@ -210,22 +212,32 @@ impl PointsService for PointsApi {
             ));
         }
         let filter = filter(r.filter)?;
-        let (vector, text) = (r.vector, r.text);
-        let embedders = Arc::clone(&self.embedders);
-        // The credential, a permit of the tenant's concurrency quota (held
-        // while queued too) and a text query's vector, in one engine call;
-        // then the search waits its turn at the gate.
-        let (tenant, _permit, vector) = self
-            .on_tenant(caller, move |registry, tenant| {
-                let permit = tenant.begin_search()?;
-                let vector = if text.is_empty() {
-                    vector
-                } else {
-                    registry.embed_query(&tenant, text, &*embedders)?
-                };
-                Ok((tenant, permit, vector))
-            })
-            .await?;
+        // A loaded tenant is authorized here, in memory: a search pays one
+        // trip to a blocking thread, the gate's. A cold one loads on the
+        // blocking pool.
+        let tenant = match self
+            .registry
+            .authorize_loaded(&caller.token, &caller.tenant)
+        {
+            Ok(Some(tenant)) => tenant,
+            Ok(None) => self.on_tenant(caller, |_, tenant| Ok(tenant)).await?,
+            Err(e) => return Err(to_status(e, Plane::Data)),
+        };
+        // Counted against the tenant's concurrency quota while queued too.
+        let _permit = tenant
+            .begin_search()
+            .map_err(|e| to_status(e, Plane::Data))?;
+        let vector = if r.text.is_empty() {
+            r.vector
+        } else {
+            let (registry, embedders) = (Arc::clone(&self.registry), Arc::clone(&self.embedders));
+            let (tenant, text) = (Arc::clone(&tenant), r.text);
+            blocking(
+                move || registry.embed_query(&tenant, text, &*embedders),
+                Plane::Data,
+            )
+            .await?
+        };
         let search = SearchRequest {
             vector,
             k: SearchRequest::k_or_default(r.k as usize),

@@ -169,6 +169,25 @@ async fn the_admin_pins_warms_and_cools_tenants_and_describe_does_not_load_them(
     }
     assert!(!admin.pin_tenant("resident", false).await.unwrap().pinned);
     admin.cool_tenant("resident").await.unwrap();
+    // A search loads a cold tenant too (on the blocking pool, not on the
+    // async worker that authorizes a loaded one).
+    let hits = server
+        .points()
+        .search(with_token(
+            proto::SearchRequest {
+                tenant: "resident".into(),
+                vector: vec![1.0, 0.0, 0.0, 0.0],
+                k: 5,
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .points;
+    assert_eq!(hits.len(), 5);
+    admin.cool_tenant("resident").await.unwrap();
     assert_eq!(admin.warm_tenant("resident").await.unwrap().state, active);
     // None of these is open to a tenant token, nor to a missing tenant.
     let as_tenant = AdminClient::with_channel(server.channel.clone(), &token).unwrap();

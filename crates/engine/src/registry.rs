@@ -252,10 +252,15 @@ impl Registry {
     /// The slot's tenant, loading it if it is cold (then evicting others
     /// if the budget is exceeded). A tenant dropped while a caller waited
     /// for its load is `TenantNotFound`.
-    fn load(&self, slot: &Slot) -> Result<Arc<Tenant>> {
+    /// Marks a use of `slot`: its last-use time and place in the eviction order.
+    fn touch(&self, slot: &Slot) {
         slot.last_used.store(now_unix_ms(), Ordering::Relaxed);
         let tick = self.uses.fetch_add(1, Ordering::Relaxed) + 1;
         slot.last_tick.store(tick, Ordering::Relaxed);
+    }
+
+    fn load(&self, slot: &Slot) -> Result<Arc<Tenant>> {
+        self.touch(slot);
         if let Some(tenant) = slot.loaded() {
             return Ok(tenant);
         }
@@ -519,6 +524,30 @@ impl Registry {
     /// data plane's only way in. A token of another tenant and a tenant that
     /// does not exist give the same `PermissionDenied`.
     pub fn authorize(&self, token: &str, tenant: &str) -> Result<Arc<Tenant>> {
+        let slot = self.authorized_slot(token, tenant)?;
+        // Counted and loaded only for a caller whose token is bound to it.
+        slot.limits.admit_request()?;
+        self.load(&slot).map_err(|e| match e {
+            EngineError::TenantNotFound => EngineError::PermissionDenied,
+            other => other,
+        })
+    }
+
+    /// As [`Registry::authorize`], for a caller that must not wait on a
+    /// disk (an async worker): `None` when the tenant is not loaded, and
+    /// then nothing is counted; `authorize` it where blocking is allowed.
+    pub fn authorize_loaded(&self, token: &str, tenant: &str) -> Result<Option<Arc<Tenant>>> {
+        let slot = self.authorized_slot(token, tenant)?;
+        let Some(loaded) = slot.loaded() else {
+            return Ok(None);
+        };
+        slot.limits.admit_request()?;
+        self.touch(&slot);
+        Ok(Some(loaded))
+    }
+
+    /// The slot of `tenant` if `token` is a valid token bound to it.
+    fn authorized_slot(&self, token: &str, tenant: &str) -> Result<Arc<Slot>> {
         let name = TenantName::parse(tenant)?;
         let record = self.credentials.verify(token)?;
         let found = self.tenants.read().get(&name).cloned();
@@ -527,13 +556,7 @@ impl Registry {
                 if record.tenant == name.as_str()
                     && record.incarnation == slot.record.incarnation =>
             {
-                // Counted and loaded only for a caller whose token is
-                // bound to it.
-                slot.limits.admit_request()?;
-                self.load(&slot).map_err(|e| match e {
-                    EngineError::TenantNotFound => EngineError::PermissionDenied,
-                    other => other,
-                })
+                Ok(slot)
             }
             _ => Err(EngineError::PermissionDenied),
         }
