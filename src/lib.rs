@@ -6,7 +6,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
-pub mod cli;
+/// The command line crate, under the name the binary uses.
+pub use bulkhead_cli as cli;
 pub mod config;
 /// The engine crate, under the name the server's modules use.
 pub use bulkhead_engine as engine;

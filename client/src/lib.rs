@@ -51,6 +51,11 @@ pub mod proto {
 /// How a tenant compares vectors.
 pub use proto::Metric;
 
+/// Most points in one upsert: the server refuses a larger batch (a batch is
+/// applied whole or not at all). The server's own constant is the engine's
+/// `MAX_BATCH_POINTS`; tests/api/sdk.rs checks that the two agree.
+pub const MAX_BATCH_POINTS: usize = 10_000;
+
 /// Opens a channel to `addr` ("http://host:port").
 async fn channel(addr: impl Into<String>) -> Result<tonic::transport::Channel> {
     let endpoint = tonic::transport::Endpoint::from_shared(addr.into())

@@ -180,6 +180,9 @@ async fn admin_and_client_commands_end_to_end() {
     assert_eq!(tokens["tokens"].as_array().unwrap().len(), 1);
 
     // Failures: non-zero exit and one line on stderr that says what is wrong.
+    let deep_filter = (0..10).fold(r#"{"must": []}"#.to_string(), |inner, _| {
+        format!(r#"{{"must": [{inner}]}}"#)
+    });
     for (args, needle, token) in [
         (
             vec!["client", "--tenant", "cli-t", "search", "--vector", "[1]"],
@@ -203,6 +206,19 @@ async fn admin_and_client_commands_end_to_end() {
                 "{\"mus\": []}",
             ],
             "unknown clause",
+            token.as_str(),
+        ),
+        (
+            // Well formed, so the CLI sends it; the server refuses it.
+            vec![
+                "client",
+                "--tenant",
+                "cli-t",
+                "count",
+                "--filter",
+                deep_filter.as_str(),
+            ],
+            "invalid argument: invalid filter: filters nest at most",
             token.as_str(),
         ),
         (

@@ -95,3 +95,11 @@ async fn crud_and_search_through_the_sdk() {
     ));
     server.stop().await;
 }
+
+#[test]
+fn the_sdk_knows_the_servers_batch_limit() {
+    assert_eq!(
+        bulkhead_client::MAX_BATCH_POINTS,
+        bulkhead::engine::MAX_BATCH_POINTS
+    );
+}

@@ -122,7 +122,6 @@ pub async fn export(admin: &AdminClient, tenants: Vec<String>, out: &Path) -> Cl
         }),
         components,
     );
-    crate::engine::validate_bom(&manifest)?;
     fs_err::write(
         out.join(MANIFEST_FILE),
         serde_json::to_vec_pretty(&manifest)?,

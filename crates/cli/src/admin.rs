@@ -6,7 +6,6 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{CliResult, DEFAULT_ADDR, print_json};
-use crate::engine::Metric;
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
@@ -70,8 +69,8 @@ enum TenantCommand {
         #[arg(long)]
         dim: u32,
         /// cosine, l2 or dot.
-        #[arg(long, default_value = "cosine")]
-        metric: Metric,
+        #[arg(long, default_value = "cosine", value_parser = parse_metric)]
+        metric: proto::Metric,
         /// Trust class (default: "default").
         #[arg(long)]
         trust_class: Option<String>,
@@ -311,6 +310,16 @@ enum TokenCommand {
     List { tenant: String },
 }
 
+/// A metric as the command line names it (the server's names).
+fn parse_metric(s: &str) -> Result<proto::Metric, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "cosine" => Ok(proto::Metric::Cosine),
+        "l2" | "euclid" | "euclidean" => Ok(proto::Metric::L2),
+        "dot" => Ok(proto::Metric::Dot),
+        other => Err(format!("unknown metric {other:?}: use cosine, l2 or dot")),
+    }
+}
+
 fn metric_name(metric: i32) -> &'static str {
     match proto::Metric::try_from(metric) {
         Ok(proto::Metric::Cosine) => "cosine",
@@ -407,11 +416,7 @@ impl AdminArgs {
             }) => {
                 let spec = proto::TenantSpec {
                     dimension: dim,
-                    metric: match metric {
-                        Metric::Cosine => proto::Metric::Cosine,
-                        Metric::L2 => proto::Metric::L2,
-                        Metric::Dot => proto::Metric::Dot,
-                    } as i32,
+                    metric: metric as i32,
                     index: Some(proto::IndexParams {
                         m: m.unwrap_or(0),
                         ef_construction: ef_construction.unwrap_or(0),

@@ -88,15 +88,16 @@ enum ClientCommand {
     },
 }
 
-/// Parses and validates a JSON filter locally, then sends its wire form.
+/// A JSON filter in its wire form; the server validates it.
 fn parse_filter(
     raw: Option<&str>,
 ) -> Result<Option<Filter>, Box<dyn std::error::Error + Send + Sync>> {
     let Some(raw) = raw else { return Ok(None) };
     let value: Value =
         serde_json::from_str(raw).map_err(|e| format!("--filter is not JSON: {e}"))?;
-    let filter = crate::engine::Filter::from_json(&value)?;
-    Ok(Some(Filter::from(crate::api::filter_to_proto(&filter))))
+    Ok(Some(
+        Filter::from_json(&value).map_err(|e| format!("--filter: {e}"))?,
+    ))
 }
 
 fn point_json(p: &Point) -> Value {
@@ -149,7 +150,7 @@ async fn upsert(
         Box::new(std::io::BufReader::new(fs_err::File::open(file)?))
     };
     let progress = std::io::stderr().is_terminal();
-    let batch = batch.clamp(1, crate::engine::MAX_BATCH_POINTS);
+    let batch = batch.clamp(1, bulkhead_client::MAX_BATCH_POINTS);
     let (mut pending, mut written) = (Vec::with_capacity(batch), 0u64);
     for (i, line) in reader.lines().enumerate() {
         let line = line?;
