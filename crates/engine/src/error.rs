@@ -1,6 +1,6 @@
 use bulkhead_storage::StorageError;
 
-use crate::ingest::EmbedFailure;
+use crate::embed::EmbedFailure;
 
 /// Every error the engine returns. Messages name the caller's own input and
 /// never another tenant: a missing tenant is `TenantNotFound` with no name.

@@ -3,13 +3,13 @@
 //! the encoder of the tenant's trust class (under its incarnation, never its
 //! name), the model that answered is checked against the tenant's contract
 //! and lineage, the vectors against its dimension, and only then are they
-//! written or returned. The encoder is whatever implements [`Embed`]: the
-//! server's sidecar client, or a test's.
+//! written or returned. The encoder is whatever implements
+//! [`Embed`](crate::Embed): the server's sidecar client, or a test's.
 
 use std::sync::Arc;
 
+use crate::embed::{Embed, EmbedFailure, Embedded};
 use crate::error::{EngineError, Result};
-use crate::name::TrustClass;
 use crate::point::{MAX_BATCH_POINTS, PointInput};
 use crate::registry::Registry;
 use crate::tenant::Tenant;
@@ -19,60 +19,6 @@ pub const MAX_EMBED_TEXTS: usize = 1_024;
 /// Most bytes of one text to embed (the sidecar's limit); longer texts are
 /// stored only with a vector.
 pub const MAX_EMBED_TEXT_BYTES: usize = 32 * 1024;
-
-/// An encoder of texts, as the engine needs one.
-pub trait Embed: Send + Sync {
-    /// Vectors for `texts`, in order, from the encoder of `trust_class`, for
-    /// the tenant `incarnation` (its cache is keyed by it).
-    fn embed(
-        &self,
-        trust_class: &TrustClass,
-        incarnation: u64,
-        texts: Vec<String>,
-    ) -> std::result::Result<Embedded, EmbedFailure>;
-}
-
-/// What an encoder answered.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embedded {
-    pub vectors: Vec<Vec<f32>>,
-    /// The model's name, as the encoder says it.
-    pub model: String,
-    /// The SHA-256 of the model's weights, as the encoder computed it.
-    pub model_digest: String,
-}
-
-/// Why an encoder gave no vectors.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EmbedFailure {
-    #[error("no embedder serves this tenant's trust class; configure one to embed text")]
-    NotConfigured,
-    /// The encoder refused these texts; the message says why.
-    #[error("{0}")]
-    Refused(String),
-    /// The encoder's queue for this trust class is full.
-    #[error("{0}")]
-    Busy(String),
-    #[error("the embedder is unavailable; retry later")]
-    Unavailable,
-    #[error("the embedder failed")]
-    Failed,
-}
-
-/// No encoder: every text is refused with [`EmbedFailure::NotConfigured`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoEmbedder;
-
-impl Embed for NoEmbedder {
-    fn embed(
-        &self,
-        _: &TrustClass,
-        _: u64,
-        _: Vec<String>,
-    ) -> std::result::Result<Embedded, EmbedFailure> {
-        Err(EmbedFailure::NotConfigured)
-    }
-}
 
 impl Registry {
     /// Upserts `points` into `tenant`, first embedding the text of every
@@ -210,7 +156,9 @@ mod tests {
 
     use super::*;
     use crate::config::EngineConfig;
+    use crate::embed::NoEmbedder;
     use crate::metric::Metric;
+    use crate::name::TrustClass;
     use crate::spec::TenantSpec;
 
     /// The built-in model's digest, registered on every node.

@@ -6,6 +6,7 @@ mod config;
 mod contract;
 mod credentials;
 pub mod cursor;
+mod embed;
 mod error;
 mod fair;
 mod filter;
@@ -25,12 +26,11 @@ mod tenant;
 pub use config::EngineConfig;
 pub use contract::{Contract, SCOPE_TENANT, Telemetry, Training};
 pub use credentials::{IssuedToken, TokenInfo};
+pub use embed::{Embed, EmbedFailure, Embedded, NoEmbedder};
 pub use error::{EngineError, Result};
 pub use fair::FairQueue;
 pub use filter::{Condition, Filter, MatchValue, Range};
-pub use ingest::{
-    Embed, EmbedFailure, Embedded, MAX_EMBED_TEXT_BYTES, MAX_EMBED_TEXTS, NoEmbedder,
-};
+pub use ingest::{MAX_EMBED_TEXT_BYTES, MAX_EMBED_TEXTS};
 pub use lineage::{ModelRecord, PublicDataset, validate_bom};
 pub use metric::Metric;
 pub use name::{TenantName, TrustClass};
