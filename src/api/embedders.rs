@@ -10,9 +10,9 @@ use bulkhead_client::proto::{
     CacheStatsRequest, EmbedRequest, EmbedResponse, EmbeddingCacheStats, ForgetRequest,
 };
 use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
 
 use crate::engine::{Embed, EmbedFailure, Embedded, TrustClass};
-use tonic::{Code, Request, Status};
 
 /// How long describe waits for the embedder's counters.
 const STATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

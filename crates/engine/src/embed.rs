@@ -2,6 +2,7 @@
 //! engine never depends on how one is reached: the server implements it
 //! with its sidecar client.
 
+use crate::error::EmbedFailure;
 use crate::name::TrustClass;
 
 /// An encoder of texts, as the engine needs one.
@@ -24,23 +25,6 @@ pub struct Embedded {
     pub model: String,
     /// The SHA-256 of the model's weights, as the encoder computed it.
     pub model_digest: String,
-}
-
-/// Why an encoder gave no vectors.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EmbedFailure {
-    #[error("no embedder serves this tenant's trust class; configure one to embed text")]
-    NotConfigured,
-    /// The encoder refused these texts; the message says why.
-    #[error("{0}")]
-    Refused(String),
-    /// The encoder's queue for this trust class is full.
-    #[error("{0}")]
-    Busy(String),
-    #[error("the embedder is unavailable; retry later")]
-    Unavailable,
-    #[error("the embedder failed")]
-    Failed,
 }
 
 /// No encoder: every text is refused with [`EmbedFailure::NotConfigured`].

@@ -1,7 +1,5 @@
 use bulkhead_storage::StorageError;
 
-use crate::embed::EmbedFailure;
-
 /// Every error the engine returns. Messages name the caller's own input and
 /// never another tenant: a missing tenant is `TenantNotFound` with no name.
 /// Exhaustive on purpose: the server maps it to gRPC statuses in one match
@@ -75,4 +73,21 @@ impl EngineError {
             reason: reason.into(),
         }
     }
+}
+
+/// Why an encoder gave no vectors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmbedFailure {
+    #[error("no embedder serves this tenant's trust class; configure one to embed text")]
+    NotConfigured,
+    /// The encoder refused these texts; the message says why.
+    #[error("{0}")]
+    Refused(String),
+    /// The encoder's queue for this trust class is full.
+    #[error("{0}")]
+    Busy(String),
+    #[error("the embedder is unavailable; retry later")]
+    Unavailable,
+    #[error("the embedder failed")]
+    Failed,
 }

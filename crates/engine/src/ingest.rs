@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use crate::embed::{Embed, EmbedFailure, Embedded};
-use crate::error::{EngineError, Result};
+use crate::embed::{Embed, Embedded};
+use crate::error::{EmbedFailure, EngineError, Result};
 use crate::point::{MAX_BATCH_POINTS, PointInput};
 use crate::registry::Registry;
 use crate::tenant::Tenant;

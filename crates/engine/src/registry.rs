@@ -1,6 +1,7 @@
-//! The registry: tenant name -> tenant. The only way to reach a tenant's
-//! data is [`Registry::tenant`], and every data operation is a method on the
-//! handle it returns.
+//! The registry: tenant name -> tenant. A tenant's data is reached only
+//! through a handle the registry gives: [`Registry::authorize`] (a token
+//! bound to the tenant) for the data plane, [`Registry::tenant`] for
+//! in-process callers; every data operation is a method on that handle.
 //!
 //! Tenants start cold: opening the registry reads their records only. A
 //! tenant's points and graph are loaded on its first use, and concurrent
