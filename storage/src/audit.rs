@@ -1,24 +1,27 @@
 //! The audit log: one JSON object per line, appended and synced.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
-use crate::error::Result;
+use crate::error::{AtPath, Result};
 
 #[derive(Debug)]
 pub(crate) struct AuditLog {
-    file: Mutex<fs_err::File>,
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
 }
 
 impl AuditLog {
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let file = fs_err::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)?;
+            .open(path)
+            .at(path)?;
         Ok(AuditLog {
+            path: path.to_path_buf(),
             file: Mutex::new(file),
         })
     }
@@ -28,8 +31,8 @@ impl AuditLog {
             .map_err(|e| crate::StorageError::Corrupt(format!("audit event: {e}")))?;
         line.push(b'\n');
         let mut file = self.file.lock();
-        file.write_all(&line)?;
-        file.sync_data()?;
+        file.write_all(&line).at(&self.path)?;
+        file.sync_data().at(&self.path)?;
         Ok(())
     }
 }

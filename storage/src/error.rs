@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What can go wrong below the engine. Messages never carry tenant names:
 /// storage knows tenants only by incarnation.
@@ -32,12 +32,14 @@ impl StorageError {
     }
 }
 
-impl From<std::io::Error> for StorageError {
-    /// fs_err's errors already carry the path in their message.
-    fn from(source: std::io::Error) -> Self {
-        StorageError::Io {
-            path: PathBuf::new(),
-            source,
-        }
+/// Names the file of a failed io operation. Storage has no
+/// `From<io::Error>`, so every io error it returns says which path failed.
+pub(crate) trait AtPath<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> AtPath<T> for std::io::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|e| StorageError::io(path, e))
     }
 }

@@ -8,7 +8,7 @@
 //! atomically: the new dump is written and fsynced under a fresh name, then
 //! the manifest is renamed over the old one, then the old dump is removed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anndists::dist::Distance;
 use hnsw_rs::api::AnnT;
@@ -16,7 +16,7 @@ use hnsw_rs::hnsw::Hnsw;
 use hnsw_rs::hnswio::HnswIo;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, StorageError};
+use crate::error::{AtPath, Result, StorageError};
 use crate::layout::sync_dir;
 
 const MANIFEST: &str = "snapshot.json";
@@ -72,7 +72,7 @@ impl GraphSnapshot {
             return Err(StorageError::Gone);
         }
         crate::faults::check(self.faults.as_ref(), "snapshot write")?;
-        fs_err::create_dir_all(&self.dir)?;
+        std::fs::create_dir_all(&self.dir).at(&self.dir)?;
         let previous = self.manifest().ok().flatten();
         // A fresh name for every dump: hnsw_rs overwrites a dump of the same
         // name in place, which would tear the snapshot the manifest names.
@@ -85,14 +85,16 @@ impl GraphSnapshot {
             .file_dump(&self.dir, &wanted)
             .map_err(|e| StorageError::Snapshot(format!("dump failed: {e}")))?;
         for ext in ["hnsw.graph", "hnsw.data"] {
-            fs_err::File::open(self.dir.join(format!("{basename}.{ext}")))?.sync_all()?;
+            let path = self.dir.join(format!("{basename}.{ext}"));
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .at(&path)?;
         }
         let frozen = match frozen {
             Some(bytes) => {
                 let name = format!("{basename}.frozen");
-                let mut file = fs_err::File::create(self.dir.join(&name))?;
-                std::io::Write::write_all(&mut file, bytes)?;
-                file.sync_all()?;
+                let path = self.dir.join(&name);
+                write_synced(&path, bytes)?;
                 Some(name)
             }
             None => None,
@@ -107,19 +109,20 @@ impl GraphSnapshot {
         let body = serde_json::to_vec(&manifest)
             .map_err(|e| StorageError::Snapshot(format!("manifest: {e}")))?;
         {
-            let mut file = fs_err::File::create(&tmp)?;
-            std::io::Write::write_all(&mut file, &body)?;
+            let mut file = std::fs::File::create(&tmp).at(&tmp)?;
+            std::io::Write::write_all(&mut file, &body).at(&tmp)?;
             crate::faults::check(self.faults.as_ref(), "snapshot sync")?;
-            file.sync_all()?;
+            file.sync_all().at(&tmp)?;
         }
-        fs_err::rename(&tmp, self.dir.join(MANIFEST))?;
+        let manifest_path = self.dir.join(MANIFEST);
+        std::fs::rename(&tmp, &manifest_path).at(&manifest_path)?;
         sync_dir(&self.dir)?;
         if let Some(old) = previous.filter(|old| old.basename != basename) {
             for ext in ["hnsw.graph", "hnsw.data"] {
-                let _ = fs_err::remove_file(self.dir.join(format!("{}.{ext}", old.basename)));
+                let _ = std::fs::remove_file(self.dir.join(format!("{}.{ext}", old.basename)));
             }
             if let Some(name) = old.frozen {
-                let _ = fs_err::remove_file(self.dir.join(name));
+                let _ = std::fs::remove_file(self.dir.join(name));
             }
         }
         Ok(())
@@ -131,13 +134,14 @@ impl GraphSnapshot {
         let Some(name) = self.manifest()?.and_then(|m| m.frozen) else {
             return Ok(None);
         };
-        let file = fs_err::File::open(self.dir.join(name))?;
+        let path = self.dir.join(name);
+        let file = std::fs::File::open(&path).at(&path)?;
         // SAFETY: the file is this tenant's own, written once under a fresh
         // name and fsynced before the manifest named it, and never written
         // again: a newer snapshot replaces it by name and unlinks it, which
         // leaves an existing mapping intact. Bulkhead owns the data folder;
         // another process truncating the file would break that contract.
-        let map = unsafe { memmap2::Mmap::map(file.file()) }?;
+        let map = unsafe { memmap2::Mmap::map(&file) }.at(&path)?;
         Ok(Some(map))
     }
 
@@ -146,7 +150,7 @@ impl GraphSnapshot {
         if !path.exists() {
             return Ok(None);
         }
-        let body = fs_err::read(&path)?;
+        let body = std::fs::read(&path).at(&path)?;
         let manifest: Manifest = serde_json::from_slice(&body)
             .map_err(|e| StorageError::Snapshot(format!("{}: {e}", path.display())))?;
         if manifest.format != FORMAT {
@@ -184,4 +188,11 @@ impl GraphSnapshot {
             Err(_) => Err(StorageError::Snapshot("load failed: malformed dump".into())),
         }
     }
+}
+
+/// Writes `bytes` to a new file at `path` and fsyncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = std::fs::File::create(path).at(path)?;
+    std::io::Write::write_all(&mut file, bytes).at(path)?;
+    file.sync_all().at(path)
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{AtPath, Result};
 use crate::meta::ShelfId;
 
 #[derive(Debug, Clone)]
@@ -57,6 +58,6 @@ pub(crate) fn incarnation_of(column_family: &str) -> Option<u64> {
 }
 
 /// fsyncs a directory so that a rename or create inside it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    fs_err::File::open(dir)?.sync_all()
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
