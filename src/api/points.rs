@@ -139,14 +139,14 @@ impl PointsService for PointsApi {
         let deleted = match request.into_inner().selector {
             Some(Selector::Ids(ids)) => {
                 self.on_tenant(caller, move |registry, tenant| {
-                    registry.run(&tenant, |t| t.delete(&ids.ids))
+                    registry.write(&tenant, |t| t.delete(&ids.ids))
                 })
                 .await?
             }
             Some(Selector::Filter(f)) => {
                 let f = convert::filter(f)?;
                 self.on_tenant(caller, move |registry, tenant| {
-                    registry.run(&tenant, |t| t.delete_by_filter(&f))
+                    registry.write(&tenant, |t| t.delete_by_filter(&f))
                 })
                 .await?
             }
@@ -250,7 +250,7 @@ impl PointsService for PointsApi {
         let incarnation = tenant.incarnation();
         let hits = self
             .searches
-            .run(incarnation, cost, move || tenant.search(&search))
+            .search(incarnation, cost, move || tenant.search(&search))
             .await?;
         Ok(Response::new(proto::SearchResponse {
             points: hits.into_iter().map(convert::scored_out).collect(),

@@ -45,7 +45,7 @@ impl SearchGate {
 
     /// Runs `f` on the blocking pool once the gate gives `tenant` a slot;
     /// `cost` is the work charged to it (the search's ef).
-    pub(crate) async fn run<T: Send + 'static>(
+    pub(crate) async fn search<T: Send + 'static>(
         &self,
         tenant: u64,
         cost: u64,

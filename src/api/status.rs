@@ -30,7 +30,7 @@ pub(crate) fn to_status(error: EngineError, plane: Plane) -> Status {
         EngineError::PermissionDenied => Status::permission_denied(error.to_string()),
         EngineError::TokenNotFound => Status::not_found(error.to_string()),
         EngineError::QuotaExceeded(_) => Status::resource_exhausted(error.to_string()),
-        EngineError::Evicted => Status::unavailable(error.to_string()),
+        EngineError::TryAgain => Status::unavailable(error.to_string()),
         EngineError::PolicyRefused(_) => Status::failed_precondition(error.to_string()),
         EngineError::ModelNotFound => Status::not_found(error.to_string()),
         EngineError::Embedder(ref failure) => match failure {

@@ -119,12 +119,12 @@ fn eviction_and_reload_under_concurrent_queries_and_writes_lose_nothing() {
             })
         })
         .collect();
-    // A writer on ta, going through `Registry::run` like the server does,
+    // A writer on ta, going through `Registry::write` like the server does,
     // while an operator cools tenants by hand as well.
     let written: Vec<PointInput> = points(80, "w", 300, 16);
     for (n, batch) in written.chunks(10).enumerate() {
         let t = reg.tenant("ta").unwrap();
-        reg.run(&t, |t| t.upsert(batch)).unwrap();
+        reg.write(&t, |t| t.upsert(batch)).unwrap();
         if n % 5 == 0 {
             reg.cool_tenant(TENANTS[n % 4]).unwrap();
         }
@@ -161,9 +161,9 @@ fn an_evicted_handle_keeps_reading_and_its_writes_go_to_the_next_load() {
     assert_eq!(t.count(None).unwrap(), 10);
     // ... refuses to write on its own ...
     let batch = points(91, "x", 1, 4);
-    assert!(matches!(t.upsert(&batch), Err(EngineError::Evicted)));
+    assert!(matches!(t.upsert(&batch), Err(EngineError::TryAgain)));
     // ... and `run` takes the write to the tenant's next load.
-    reg.run(&t, |t| t.upsert(&batch)).unwrap();
+    reg.write(&t, |t| t.upsert(&batch)).unwrap();
     assert_eq!(state(&reg, "held"), TenantState::Active);
     assert_eq!(reg.tenant("held").unwrap().count(None).unwrap(), 11);
     // Dropping the tenant reaches the evicted handle too.
@@ -181,7 +181,7 @@ fn an_evicted_handle_keeps_reading_and_its_writes_go_to_the_next_load() {
         "the cold tenant's folder is gone"
     );
     assert!(matches!(
-        reg.run(&t, |t| t.upsert(&batch)),
+        reg.write(&t, |t| t.upsert(&batch)),
         Err(EngineError::TenantNotFound)
     ));
 }

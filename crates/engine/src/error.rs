@@ -1,5 +1,7 @@
 use bulkhead_storage::StorageError;
 
+use crate::point::PointFault;
+
 /// Every error the engine returns. Messages name the caller's own input and
 /// never another tenant: a missing tenant is `TenantNotFound` with no name.
 /// Exhaustive on purpose: the server maps it to gRPC statuses in one match
@@ -11,7 +13,7 @@ pub enum EngineError {
     InvalidArgument(String),
     /// One point of a batch is bad; nothing of the batch was applied.
     #[error("point {index}: {reason}; nothing in this batch was written")]
-    InvalidPoint { index: usize, reason: String },
+    InvalidPoint { index: usize, reason: PointFault },
     #[error("no such tenant")]
     TenantNotFound,
     #[error("a tenant with this name already exists")]
@@ -33,11 +35,12 @@ pub enum EngineError {
     /// tenant's own usage.
     #[error("{0}")]
     QuotaExceeded(String),
-    /// A write reached a load of the tenant that was just moved out of
-    /// memory. The registry retries it on the next load; it reaches a
-    /// caller only if that keeps happening.
+    /// The load of the tenant this handle holds was moved out of memory
+    /// under the request. The registry retries a write on the tenant's next
+    /// load; this reaches a caller that holds an evicted handle itself, or
+    /// when the tenant keeps moving.
     #[error("the tenant was being moved out of memory; retry the request")]
-    Evicted,
+    TryAgain,
     /// A tenant contract or model-lineage policy refuses the request; the
     /// message names the policy and never another tenant.
     #[error("{0}")]
@@ -67,11 +70,8 @@ impl EngineError {
         EngineError::InvalidArgument(message.into())
     }
 
-    pub(crate) fn point(index: usize, reason: impl Into<String>) -> Self {
-        EngineError::InvalidPoint {
-            index,
-            reason: reason.into(),
-        }
+    pub(crate) fn point(index: usize, reason: PointFault) -> Self {
+        EngineError::InvalidPoint { index, reason }
     }
 }
 

@@ -51,7 +51,7 @@ impl Registry {
                 points[i].vector = vector;
             }
         }
-        self.run(tenant, |t| t.upsert(&points))?;
+        self.write(tenant, |t| t.upsert(&points))?;
         Ok(points.len())
     }
 

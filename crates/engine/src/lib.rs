@@ -2,6 +2,7 @@
 //! [`Registry`]. It knows nothing of gRPC and never touches RocksDB directly;
 //! no function here takes two tenants or returns data of more than one.
 
+mod candidate;
 mod config;
 mod contract;
 mod credentials;
@@ -13,12 +14,15 @@ mod filter;
 mod frozen;
 mod graph;
 mod ingest;
-mod lineage;
+mod manifest;
 mod metric;
 mod name;
+mod planner;
 pub mod point;
+mod policy;
 mod quota;
 mod registry;
+mod request;
 mod spec;
 mod table;
 mod tenant;
@@ -31,16 +35,17 @@ pub use error::{EmbedFailure, EngineError, Result};
 pub use fair::FairQueue;
 pub use filter::{Condition, Filter, MatchValue, Range};
 pub use ingest::{MAX_EMBED_TEXT_BYTES, MAX_EMBED_TEXTS};
-pub use lineage::{ModelRecord, PublicDataset, validate_bom};
+pub use manifest::{ModelRecord, PublicDataset, validate_bom};
 pub use metric::Metric;
 pub use name::{TenantName, TrustClass};
 pub use point::{
-    MAX_BATCH_POINTS, MAX_ID_BYTES, MAX_PAYLOAD_BYTES, Payload, Point, PointInput, ScoredPoint,
+    MAX_BATCH_POINTS, MAX_ID_BYTES, MAX_PAYLOAD_BYTES, Payload, Point, PointFault, PointInput,
+    ScoredPoint,
 };
 pub use quota::{Quotas, SearchPermit};
 pub use registry::{AssignTarget, ModelInfo, Registry, TenantInfo, TenantState};
-pub use spec::{IndexParams, TenantSpec};
-pub use tenant::{
-    DEFAULT_EF, DEFAULT_K, DEFAULT_SCROLL_LIMIT, MAX_K, MAX_SCROLL_LIMIT, ScrollPage,
-    SearchRequest, Tenant,
+pub use request::{
+    DEFAULT_EF, DEFAULT_K, DEFAULT_SCROLL_LIMIT, MAX_K, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest,
 };
+pub use spec::{IndexParams, TenantSpec};
+pub use tenant::Tenant;

@@ -79,6 +79,71 @@ impl Distance<f32> for MetricDistance {
     }
 }
 
+/// How the frozen graph compares a prepared query with a stored vector.
+/// Orders like [`Metric::graph_distance`]; not necessarily equal to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// 1 - dot of unit vectors (stored vectors and the query normalized).
+    Cosine,
+    /// Squared Euclidean distance.
+    L2,
+    /// Negated inner product.
+    Dot,
+}
+
+impl Kernel {
+    pub(crate) fn of(metric: Metric) -> Kernel {
+        match metric {
+            Metric::Cosine => Kernel::Cosine,
+            Metric::L2 => Kernel::L2,
+            Metric::Dot => Kernel::Dot,
+        }
+    }
+
+    /// The query as the kernel wants it (unit length for cosine).
+    pub(crate) fn prepare(self, query: &[f32]) -> Vec<f32> {
+        match self {
+            Kernel::Cosine => normalized(query),
+            Kernel::L2 | Kernel::Dot => query.to_vec(),
+        }
+    }
+
+    /// Distance between a prepared query and a frozen (prepared) vector.
+    #[inline]
+    pub(crate) fn distance(self, query: &[f32], stored: &[f32]) -> f32 {
+        let d = match self {
+            Kernel::Cosine => 1.0 - f32::dot(query, stored).unwrap_or(f64::NAN),
+            Kernel::L2 => f32::sqeuclidean(query, stored).unwrap_or(f64::NAN),
+            Kernel::Dot => -f32::dot(query, stored).unwrap_or(f64::NAN),
+        };
+        if d.is_nan() { f32::MAX } else { d as f32 }
+    }
+
+    /// Distance between a prepared query and a vector as the user sent it
+    /// (points written after the freeze); equal to [`Kernel::distance`] of
+    /// the same vector frozen, up to rounding.
+    #[inline]
+    pub(crate) fn distance_raw(self, query: &[f32], vector: &[f32]) -> f32 {
+        let d = match self {
+            Kernel::Cosine => f32::cosine(query, vector).unwrap_or(f64::NAN),
+            Kernel::L2 | Kernel::Dot => return self.distance(query, vector),
+        };
+        if d.is_nan() { f32::MAX } else { d as f32 }
+    }
+}
+
+pub(crate) fn normalized(v: &[f32]) -> Vec<f32> {
+    let norm = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return v.to_vec();
+    }
+    v.iter().map(|x| (f64::from(*x) / norm) as f32).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,38 +69,56 @@ pub struct ScoredPoint {
     pub text: Option<String>,
 }
 
-pub(crate) fn check_id(id: &str) -> std::result::Result<(), String> {
+/// What is wrong with one point of a batch, or with a query vector.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PointFault {
+    #[error("id is empty")]
+    EmptyId,
+    #[error("id is {0} bytes, the limit is {MAX_ID_BYTES}")]
+    IdTooLong(usize),
+    #[error("vector has {got} dimensions, this tenant's vectors have {want}")]
+    Dimension { got: usize, want: u32 },
+    #[error("vector element {index} is {value} (NaN and infinity are not allowed)")]
+    NotFinite { index: usize, value: f32 },
+    #[error("vector is all zeros, which has no direction under the cosine metric")]
+    ZeroUnderCosine,
+    #[error("text is {0} bytes, the limit is {MAX_TEXT_BYTES}")]
+    TextTooLong(usize),
+    #[error("payload cannot be encoded: {0}")]
+    PayloadEncoding(String),
+    #[error("payload is {0} bytes of JSON, the limit is {MAX_PAYLOAD_BYTES}")]
+    PayloadTooLarge(usize),
+}
+
+pub(crate) fn check_id(id: &str) -> std::result::Result<(), PointFault> {
     if id.is_empty() {
-        return Err("id is empty".to_string());
+        return Err(PointFault::EmptyId);
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(format!(
-            "id is {} bytes, the limit is {MAX_ID_BYTES}",
-            id.len()
-        ));
+        return Err(PointFault::IdTooLong(id.len()));
     }
     Ok(())
 }
 
 /// Checks a vector against the tenant's dimension and metric.
-pub(crate) fn check_vector(spec: &TenantSpec, vector: &[f32]) -> std::result::Result<(), String> {
+pub(crate) fn check_vector(
+    spec: &TenantSpec,
+    vector: &[f32],
+) -> std::result::Result<(), PointFault> {
     if vector.len() != spec.dimension as usize {
-        return Err(format!(
-            "vector has {} dimensions, this tenant's vectors have {}",
-            vector.len(),
-            spec.dimension
-        ));
+        return Err(PointFault::Dimension {
+            got: vector.len(),
+            want: spec.dimension,
+        });
     }
-    if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
-        return Err(format!(
-            "vector element {i} is {} (NaN and infinity are not allowed)",
-            vector[i]
-        ));
+    if let Some(index) = vector.iter().position(|x| !x.is_finite()) {
+        return Err(PointFault::NotFinite {
+            index,
+            value: vector[index],
+        });
     }
     if spec.metric == Metric::Cosine && vector.iter().all(|x| *x == 0.0) {
-        return Err(
-            "vector is all zeros, which has no direction under the cosine metric".to_string(),
-        );
+        return Err(PointFault::ZeroUnderCosine);
     }
     Ok(())
 }
@@ -126,22 +144,16 @@ pub fn validate_batch(spec: &TenantSpec, points: &[PointInput]) -> Result<Vec<Ve
             if let Some(text) = p.text.as_ref().filter(|t| t.len() > MAX_TEXT_BYTES) {
                 return Err(EngineError::point(
                     index,
-                    format!(
-                        "text is {} bytes, the limit is {MAX_TEXT_BYTES}",
-                        text.len()
-                    ),
+                    PointFault::TextTooLong(text.len()),
                 ));
             }
             let payload = serde_json::to_vec(&p.payload).map_err(|e| {
-                EngineError::point(index, format!("payload cannot be encoded: {e}"))
+                EngineError::point(index, PointFault::PayloadEncoding(e.to_string()))
             })?;
             if payload.len() > MAX_PAYLOAD_BYTES {
                 return Err(EngineError::point(
                     index,
-                    format!(
-                        "payload is {} bytes of JSON, the limit is {MAX_PAYLOAD_BYTES}",
-                        payload.len()
-                    ),
+                    PointFault::PayloadTooLarge(payload.len()),
                 ));
             }
             Ok(payload)
