@@ -401,7 +401,7 @@ async fn serve(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = AdminToken::generate()?;
     let services = bulkhead::server::Services::new(registry, admin, Embedders::none());
-    let server = tokio::spawn(bulkhead::server::run(
+    let server = tokio::spawn(bulkhead::server::serve(
         Arc::clone(registry),
         services,
         listener,

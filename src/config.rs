@@ -23,6 +23,23 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// What stops `bulkhead serve` from starting (a bad setting, a file that
+/// cannot be read, an embedder address): the message says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+
+    /// Whether the message mentions `text` (for tests).
+    pub fn contains(&self, text: &str) -> bool {
+        self.0.contains(text)
+    }
+}
+
 /// Where the server keeps its data when nothing else is said.
 pub const DEFAULT_DATA_DIR: &str = "bulkhead-data";
 /// The server listens on loopback only unless told otherwise.
@@ -94,31 +111,33 @@ pub struct ServeConfig {
 
 impl ServeArgs {
     /// Applies the config file and the defaults under the flags and env.
-    pub fn resolve(self) -> Result<ServeConfig, String> {
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
-            .map_err(|e| format!("bad default address: {e}"))?;
+            .map_err(|e| ConfigError::new(format!("bad default address: {e}")))?;
         let tenants_per_shelf = self
             .tenants_per_shelf
             .or(file.tenants_per_shelf)
             .unwrap_or(bulkhead_storage::StorageOptions::default().tenants_per_shelf);
         if tenants_per_shelf == 0 {
-            return Err("tenants_per_shelf must be at least 1".into());
+            return Err(ConfigError::new("tenants_per_shelf must be at least 1"));
         }
         let mut embedders = file.embedders;
         for entry in &self.embedders {
             let (class, url) = entry
                 .split_once('=')
-                .ok_or_else(|| format!("--embedder {entry:?}: use CLASS=URL"))?;
+                .ok_or_else(|| ConfigError::new(format!("--embedder {entry:?}: use CLASS=URL")))?;
             embedders.insert(class.to_string(), url.to_string());
         }
         let embedder_secret = self.embedder_secret.or(file.embedder_secret);
         if !embedders.is_empty() && embedder_secret.is_none() {
-            return Err("embedders are configured but no embedder_secret (--embedder-secret or BULKHEAD_EMBEDDER_SECRET)".into());
+            return Err(ConfigError::new(
+                "embedders are configured but no embedder_secret (--embedder-secret or BULKHEAD_EMBEDDER_SECRET)",
+            ));
         }
         let local_embedder = !self.no_local_embedder && file.local_embedder.unwrap_or(true);
         Ok(ServeConfig {
@@ -146,9 +165,9 @@ fn default_models_dir() -> PathBuf {
     home.join(".cache").join("bulkhead").join("models")
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, String> {
-    let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = fs_err::read_to_string(path).map_err(|e| ConfigError::new(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| ConfigError::new(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::api::Embedders;
+use crate::config::ConfigError;
 
 /// The model the local sidecar serves.
 pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
@@ -33,13 +34,14 @@ pub struct LocalEmbedder {
 impl LocalEmbedder {
     /// Starts the sidecar if the default model is in `models_dir`: Ok(None)
     /// when it is not. Waits until the sidecar serves (model loaded).
-    pub fn start(models_dir: &Path) -> Result<Option<(LocalEmbedder, Embedders)>, String> {
+    pub fn start(models_dir: &Path) -> Result<Option<(LocalEmbedder, Embedders)>, ConfigError> {
         let model = models_dir.join(DEFAULT_MODEL);
         if !model.join("config.json").is_file() {
             return Ok(None);
         }
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| format!("no randomness available: {e}"))?;
+        getrandom::fill(&mut secret)
+            .map_err(|e| ConfigError::new(format!("no randomness available: {e}")))?;
         let secret = URL_SAFE_NO_PAD.encode(secret);
         let mut child = Command::new(binary())
             .args([
@@ -58,7 +60,7 @@ impl LocalEmbedder {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot start {BINARY}: {e}"))?;
+            .map_err(|e| ConfigError::new(format!("cannot start {BINARY}: {e}")))?;
         let stdin = child.stdin.take();
         let announced = child.stdout.take().and_then(|out| {
             let mut line = String::new();
@@ -66,8 +68,10 @@ impl LocalEmbedder {
             line.trim().strip_prefix("listening ").map(str::to_string)
         });
         let Some(addr) = announced else {
-            let status = child.wait().map_err(|e| e.to_string())?;
-            return Err(format!("{BINARY} exited before serving ({status})"));
+            let status = child.wait().map_err(|e| ConfigError::new(e.to_string()))?;
+            return Err(ConfigError::new(format!(
+                "{BINARY} exited before serving ({status})"
+            )));
         };
         let url = format!("http://{addr}");
         let embedders = Embedders::local(secret, &url)?;

@@ -43,8 +43,8 @@ fn main() {
         .init();
     let result = match parsed.command {
         Command::Serve(args) => serve(args),
-        Command::Admin(args) => cli::block_on(args.run()),
-        Command::Client(args) => cli::block_on(args.run()),
+        Command::Admin(args) => cli::block_on(args.execute()),
+        Command::Client(args) => cli::block_on(args.execute()),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -74,7 +74,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let registry = Arc::new(registry);
         let services = Services::new(&registry, admin_token, embedders);
-        let served = bulkhead::server::run(registry, services, listener, shutdown_signal()).await;
+        let served = bulkhead::server::serve(registry, services, listener, shutdown_signal()).await;
         if let Some(local) = local {
             tokio::task::spawn_blocking(move || local.stop()).await?;
         }

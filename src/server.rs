@@ -33,7 +33,7 @@ impl Services {
 /// Serves `services` on `listener` until `shutdown` completes; in-flight
 /// calls finish, then the registry is closed (background work joined,
 /// graphs snapshotted, RocksDB flushed).
-pub async fn run<P: PointsService>(
+pub async fn serve<P: PointsService>(
     registry: Arc<Registry>,
     services: Services<P>,
     listener: TcpListener,

@@ -116,7 +116,7 @@ impl Batchers {
 
     fn spawn_batcher(&self) -> mpsc::Sender<Job> {
         let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
-        tokio::spawn(run(
+        tokio::spawn(batch_loop(
             rx,
             Arc::clone(&self.encoder),
             self.config,
@@ -175,7 +175,7 @@ impl Batchers {
     }
 }
 
-async fn run(
+async fn batch_loop(
     mut rx: mpsc::Receiver<Job>,
     encoder: Arc<Encoder>,
     config: BatchConfig,

@@ -71,13 +71,13 @@ async fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    if let Err(e) = run(Args::parse()).await {
+    if let Err(e) = serve(Args::parse()).await {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if args.secret.len() < 16 {
         return Err("the shared secret must be at least 16 characters".into());
     }

@@ -33,7 +33,7 @@ impl AdminApi {
     }
 
     /// Runs `f` on the blocking pool. Callers check the admin token first.
-    async fn run<R: Send + 'static>(
+    async fn on_registry<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Registry) -> crate::engine::Result<R> + Send + 'static,
     ) -> Result<R, Status> {
@@ -54,7 +54,7 @@ impl AdminService for AdminApi {
         let quotas = convert::quotas(r.quotas);
         let contract = convert::contract(r.contract.clone())?;
         let info = self
-            .run(move |reg| {
+            .on_registry(move |reg| {
                 reg.create_tenant_with(&name, spec, quotas, contract)?;
                 reg.describe_tenant(&name)
             })
@@ -71,7 +71,7 @@ impl AdminService for AdminApi {
         self.token.check(&request)?;
         let name = request.get_ref().name.clone();
         let (class, incarnation) = self
-            .run(move |reg| {
+            .on_registry(move |reg| {
                 let info = reg.describe_tenant(&name)?;
                 reg.drop_tenant(&name)?;
                 Ok((info.spec.trust_class, info.incarnation))
@@ -86,7 +86,7 @@ impl AdminService for AdminApi {
         request: Request<proto::ListTenantsRequest>,
     ) -> Result<Response<proto::ListTenantsResponse>, Status> {
         self.token.check(&request)?;
-        let tenants = self.run(|reg| Ok(reg.list_tenants())).await?;
+        let tenants = self.on_registry(|reg| Ok(reg.list_tenants())).await?;
         Ok(Response::new(proto::ListTenantsResponse {
             tenants: tenants.into_iter().map(convert::tenant_info).collect(),
         }))
@@ -98,7 +98,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::DescribeTenantResponse>, Status> {
         self.token.check(&request)?;
         let name = request.get_ref().name.clone();
-        let info = self.run(move |reg| reg.describe_tenant(&name)).await?;
+        let info = self
+            .on_registry(move |reg| reg.describe_tenant(&name))
+            .await?;
         // The cache counters are usage telemetry: not for a tenant whose
         // contract says none.
         let embedding_cache = match info.contract.telemetry {
@@ -122,7 +124,9 @@ impl AdminService for AdminApi {
         self.token.check(&request)?;
         let r = request.into_inner();
         let quotas = convert::quotas(r.quotas);
-        let info = self.run(move |reg| reg.set_quotas(&r.name, quotas)).await?;
+        let info = self
+            .on_registry(move |reg| reg.set_quotas(&r.name, quotas))
+            .await?;
         Ok(Response::new(proto::SetQuotasResponse {
             tenant: Some(convert::tenant_info(info)),
         }))
@@ -135,7 +139,7 @@ impl AdminService for AdminApi {
         self.token.check(&request)?;
         let r = request.into_inner();
         let info = self
-            .run(move |reg| reg.pin_tenant(&r.name, r.pinned))
+            .on_registry(move |reg| reg.pin_tenant(&r.name, r.pinned))
             .await?;
         Ok(Response::new(proto::PinTenantResponse {
             tenant: Some(convert::tenant_info(info)),
@@ -148,7 +152,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::WarmTenantResponse>, Status> {
         self.token.check(&request)?;
         let name = request.into_inner().name;
-        let info = self.run(move |reg| reg.warm_tenant(&name)).await?;
+        let info = self.on_registry(move |reg| reg.warm_tenant(&name)).await?;
         Ok(Response::new(proto::WarmTenantResponse {
             tenant: Some(convert::tenant_info(info)),
         }))
@@ -160,7 +164,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::CoolTenantResponse>, Status> {
         self.token.check(&request)?;
         let name = request.into_inner().name;
-        let info = self.run(move |reg| reg.cool_tenant(&name)).await?;
+        let info = self.on_registry(move |reg| reg.cool_tenant(&name)).await?;
         Ok(Response::new(proto::CoolTenantResponse {
             tenant: Some(convert::tenant_info(info)),
         }))
@@ -172,7 +176,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::IssueTokenResponse>, Status> {
         self.token.check(&request)?;
         let tenant = request.get_ref().tenant.clone();
-        let issued = self.run(move |reg| reg.issue_token(&tenant)).await?;
+        let issued = self
+            .on_registry(move |reg| reg.issue_token(&tenant))
+            .await?;
         Ok(Response::new(proto::IssueTokenResponse {
             id: issued.id,
             token: issued.token,
@@ -185,7 +191,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::RevokeTokenResponse>, Status> {
         self.token.check(&request)?;
         let id = request.get_ref().id.clone();
-        self.run(move |reg| reg.revoke_token(&id)).await?;
+        self.on_registry(move |reg| reg.revoke_token(&id)).await?;
         Ok(Response::new(proto::RevokeTokenResponse {}))
     }
 
@@ -195,7 +201,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::ListTokensResponse>, Status> {
         self.token.check(&request)?;
         let tenant = request.get_ref().tenant.clone();
-        let tokens = self.run(move |reg| reg.list_tokens(&tenant)).await?;
+        let tokens = self
+            .on_registry(move |reg| reg.list_tokens(&tenant))
+            .await?;
         Ok(Response::new(proto::ListTokensResponse {
             tokens: tokens
                 .into_iter()
@@ -222,7 +230,7 @@ impl AdminService for AdminApi {
         }
         let contract = convert::contract(r.contract)?;
         let info = self
-            .run(move |reg| reg.set_contract(&r.name, contract))
+            .on_registry(move |reg| reg.set_contract(&r.name, contract))
             .await?;
         Ok(Response::new(proto::SetContractResponse {
             tenant: Some(convert::tenant_info(info)),
@@ -236,7 +244,7 @@ impl AdminService for AdminApi {
         self.token.check(&request)?;
         let r = request.into_inner();
         let model = self
-            .run(move |reg| reg.register_model(&r.name, &r.digest, &r.manifest_json))
+            .on_registry(move |reg| reg.register_model(&r.name, &r.digest, &r.manifest_json))
             .await?;
         Ok(Response::new(proto::RegisterModelResponse {
             model: Some(convert::model_info(model)),
@@ -248,7 +256,7 @@ impl AdminService for AdminApi {
         request: Request<proto::ListModelsRequest>,
     ) -> Result<Response<proto::ListModelsResponse>, Status> {
         self.token.check(&request)?;
-        let models = self.run(|reg| Ok(reg.list_models())).await?;
+        let models = self.on_registry(|reg| Ok(reg.list_models())).await?;
         Ok(Response::new(proto::ListModelsResponse {
             models: models.into_iter().map(convert::model_info).collect(),
         }))
@@ -271,7 +279,7 @@ impl AdminService for AdminApi {
             }
         };
         let digest = (!r.digest.is_empty()).then_some(r.digest);
-        self.run(move |reg| reg.assign_model(digest.as_deref(), target))
+        self.on_registry(move |reg| reg.assign_model(digest.as_deref(), target))
             .await?;
         Ok(Response::new(proto::AssignModelResponse {}))
     }
@@ -290,7 +298,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Self::ExportTrainingDataStream>, Status> {
         self.token.check(&request)?;
         let names = request.into_inner().tenants;
-        let tenants = self.run(move |reg| reg.training_export(&names)).await?;
+        let tenants = self
+            .on_registry(move |reg| reg.training_export(&names))
+            .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::task::spawn_blocking(move || {
             for (tenant, contract_version) in tenants {
@@ -334,7 +344,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::AdminServiceLineageResponse>, Status> {
         self.token.check(&request)?;
         let tenant = request.into_inner().tenant;
-        let models = self.run(move |reg| reg.lineage_of(&tenant)).await?;
+        let models = self.on_registry(move |reg| reg.lineage_of(&tenant)).await?;
         Ok(Response::new(proto::AdminServiceLineageResponse {
             models: models.into_iter().map(convert::model_info).collect(),
         }))

@@ -4,6 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tonic::{Request, Status};
 
+use crate::config::ConfigError;
 use crate::engine::EngineError;
 
 /// The secret that opens the admin plane, and only the admin plane.
@@ -18,18 +19,21 @@ impl std::fmt::Debug for AdminToken {
 
 impl AdminToken {
     /// A configured token; at least 16 characters.
-    pub fn new(token: impl Into<String>) -> Result<Self, String> {
+    pub fn new(token: impl Into<String>) -> Result<Self, ConfigError> {
         let token = token.into().trim().to_string();
         if token.len() < 16 || token.chars().any(char::is_whitespace) {
-            return Err("the admin token must be at least 16 characters, without spaces".into());
+            return Err(ConfigError::new(
+                "the admin token must be at least 16 characters, without spaces",
+            ));
         }
         Ok(AdminToken(token))
     }
 
     /// A fresh random token: `bha_` and 256 random bits.
-    pub fn generate() -> Result<Self, String> {
+    pub fn generate() -> Result<Self, ConfigError> {
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| format!("no randomness available: {e}"))?;
+        getrandom::fill(&mut secret)
+            .map_err(|e| ConfigError::new(format!("no randomness available: {e}")))?;
         Ok(AdminToken(format!(
             "bha_{}",
             URL_SAFE_NO_PAD.encode(secret)

@@ -12,6 +12,7 @@ use bulkhead_client::proto::{
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+use crate::config::ConfigError;
 use crate::engine::{Embed, EmbedFailure, Embedded, TrustClass};
 
 /// How long describe waits for the embedder's counters.
@@ -26,9 +27,9 @@ pub struct Embedders {
     any_class: Option<EmbedderServiceClient<Channel>>,
 }
 
-fn client(url: &str) -> Result<EmbedderServiceClient<Channel>, String> {
+fn client(url: &str) -> Result<EmbedderServiceClient<Channel>, ConfigError> {
     let channel = Channel::from_shared(url.to_string())
-        .map_err(|e| format!("bad embedder url {url}: {e}"))?
+        .map_err(|e| ConfigError::new(format!("bad embedder url {url}: {e}")))?
         .connect_lazy();
     Ok(EmbedderServiceClient::new(channel)
         .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
@@ -43,11 +44,11 @@ impl Embedders {
 
     /// Sidecars by trust class (`url` like "http://127.0.0.1:50552"), all
     /// holding `secret`. Connections are made on first use.
-    pub fn new(secret: String, urls: &HashMap<String, String>) -> Result<Self, String> {
+    pub fn new(secret: String, urls: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut by_class = HashMap::new();
         for (class, url) in urls {
-            let client =
-                client(url).map_err(|e| format!("embedder for trust class {class}: {e}"))?;
+            let client = client(url)
+                .map_err(|e| ConfigError::new(format!("embedder for trust class {class}: {e}")))?;
             by_class.insert(class.clone(), client);
         }
         Ok(Embedders {
@@ -58,7 +59,7 @@ impl Embedders {
     }
 
     /// One sidecar for every trust class: the one `bulkhead serve` starts.
-    pub fn local(secret: String, url: &str) -> Result<Self, String> {
+    pub fn local(secret: String, url: &str) -> Result<Self, ConfigError> {
         Ok(Embedders {
             secret,
             by_class: HashMap::new(),

@@ -74,7 +74,9 @@ async fn the_audit_catches_a_get_without_its_tenant_check() {
         }
     })
     .await;
-    let report = bulkhead::cli::audit::run(&server.url, ADMIN).await.unwrap();
+    let report = bulkhead::cli::audit::audit_server(&server.url, ADMIN)
+        .await
+        .unwrap();
     assert!(report.leaks() > 0, "{}", report.to_text());
     let errors = report.layers.iter().find(|l| l.name == "errors").unwrap();
     let bulkhead::cli::audit::Outcome::Leak(found) = &errors.outcome else {

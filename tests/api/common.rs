@@ -56,7 +56,7 @@ impl TestServer {
         let services = services(&registry);
         let served = Arc::clone(&registry);
         let handle = tokio::spawn(async move {
-            bulkhead::server::run(served, services, listener, async {
+            bulkhead::server::serve(served, services, listener, async {
                 let _ = rx.await;
             })
             .await

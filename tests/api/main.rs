@@ -11,6 +11,7 @@ mod crud;
 mod embed;
 mod errors;
 mod faults;
+mod layering;
 mod lifecycle;
 mod lineage;
 mod quotas;

@@ -248,13 +248,13 @@ impl AssignArgs {
     }
 }
 
-/// The SHA-256 (hex) of a model folder's weights.
-pub fn weights_digest(dir: &std::path::Path) -> Result<String, String> {
+/// The SHA-256 (hex) of a model folder's weights. fs_err's errors name
+/// the file.
+pub fn weights_digest(dir: &std::path::Path) -> std::io::Result<String> {
     use sha2::Digest as _;
-    let path = dir.join("model.safetensors");
-    let mut file = fs_err::File::open(&path).map_err(|e| e.to_string())?;
+    let mut file = fs_err::File::open(dir.join("model.safetensors"))?;
     let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::copy(&mut file, &mut hasher)?;
     Ok(super::hex(&hasher.finalize()))
 }
 
@@ -384,13 +384,13 @@ fn print_tenant(json: bool, done: &str, t: &proto::TenantInfo) {
 }
 
 impl AdminArgs {
-    pub async fn run(self) -> CliResult {
+    pub async fn execute(self) -> CliResult {
         let token = self
             .token
             .ok_or("the admin token is required: --token or BULKHEAD_ADMIN_TOKEN")?;
         let json = self.json;
         if let AdminCommand::Audit = self.command {
-            let report = super::audit::run(&self.addr, &token).await?;
+            let report = super::audit::audit_server(&self.addr, &token).await?;
             if json {
                 print_json(&report.to_json());
             } else {

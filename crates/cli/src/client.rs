@@ -179,7 +179,7 @@ async fn upsert(
 }
 
 impl ClientArgs {
-    pub async fn run(self) -> CliResult {
+    pub async fn execute(self) -> CliResult {
         let tenant = self
             .tenant
             .ok_or("the tenant is required: --tenant or BULKHEAD_TENANT")?;

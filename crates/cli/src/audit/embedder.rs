@@ -1,0 +1,117 @@
+//! The embedder path's layers: the per-tenant cache (counters and a
+//! timing statistic), per-class batching and model lineage.
+
+use std::time::Instant;
+
+use bulkhead_client::AdminClient;
+
+use super::canary::Canary;
+use super::report::{Layer, Probe};
+use super::{Fallible, TIMING_PROBES, TIMING_T_LEAK};
+
+/// The cache, batching and models layers: the embedder path.
+pub(super) async fn embedder_layers(
+    admin: &AdminClient,
+    canaries: &[Canary],
+) -> Fallible<(Layer, Layer, Layer)> {
+    let mut cache = Probe::new(
+        "cache",
+        "the embedding cache is keyed by tenant incarnation, model and text; counters per tenant",
+    );
+    let mut batching = Probe::new(
+        "batching",
+        "one encoder queue and batcher per trust class; a batch never mixes classes",
+    );
+    let mut models = Probe::new(
+        "models",
+        "every answer names the digest of the weights that made it; a vector is used only when that model is registered, is the one assigned to the tenant or its class, and its lineage is public data, the tenant, or tenants that consent to pooling with it",
+    );
+    let (a, b, c) = (&canaries[0], &canaries[1], &canaries[2]);
+    let probe = a.client.embed(vec![a.texts[0].clone()]).await;
+    let base = match probe {
+        Ok((vectors, model)) => {
+            models.ran(format!("class {}: model {model}", a.class));
+            vectors
+        }
+        Err(e) => {
+            let why = format!("no embedder answers trust class {}: {e}", a.class);
+            for layer in [&mut cache, &mut batching, &mut models] {
+                layer.skipped = Some(why.clone());
+            }
+            return Ok((cache.done(), batching.done(), models.done()));
+        }
+    };
+    if let Ok((_, model)) = c.client.embed(vec![c.texts[0].clone()]).await {
+        models.ran(format!("class {}: model {model}", c.class));
+    }
+    // Cache: a warms its texts; b embedding the same texts must miss, and
+    // must not answer them faster than texts nobody has embedded. (b's
+    // text search above used a's first text, so that one is b's own now.)
+    a.client.embed(a.texts.clone()).await?;
+    let stats = |name: &str| {
+        let name = name.to_string();
+        async move {
+            admin
+                .describe(&name)
+                .await
+                .map(|d| d.embedding_cache.map(|s| (s.hits, s.misses)))
+        }
+    };
+    let before = stats(&b.name).await?;
+    let mut warm = Vec::new();
+    let mut cold = Vec::new();
+    for (i, text) in a.texts.iter().skip(1).take(TIMING_PROBES).enumerate() {
+        let fresh = format!("{} unrelated control text {i}", b.secret);
+        for (text, into) in [(text.clone(), &mut warm), (fresh, &mut cold)] {
+            let started = Instant::now();
+            b.client.embed(vec![text]).await?;
+            into.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    let after = stats(&b.name).await?;
+    cache.ran(format!(
+        "b embeds a's {} cached texts: b's hit counter",
+        warm.len()
+    ));
+    match (before, after) {
+        (Some((h0, _)), Some((h1, _))) if h1 > h0 => {
+            cache.leak(format!("b's cache hits rose by {} on a's texts", h1 - h0));
+        }
+        (Some(_), Some(_)) => {}
+        _ => cache.ran("the embedder reported no counters for b"),
+    }
+    let t = welch_t(&cold, &warm);
+    cache.ran(format!(
+        "timing: Welch t of b's latency on fresh vs a's cached texts = {t:.2} ({} probes each)",
+        warm.len()
+    ));
+    if t > TIMING_T_LEAK {
+        cache.leak(format!("a's cached texts answer b faster (Welch t {t:.1})"));
+    }
+    // Batching: a's vector of one text must not change by a bit when c (of
+    // another class) embeds at the same time.
+    let (together, _) = tokio::join!(
+        a.client.embed(vec![a.texts[0].clone()]),
+        c.client.embed(c.texts.clone()),
+    );
+    batching.ran("a embeds a text alone, then while c (another class) embeds 20");
+    match together {
+        Ok((vectors, _)) if vectors == base => {}
+        Ok(_) => batching.leak("a's vector changed when c embedded at the same time"),
+        Err(e) => batching.leak(format!("a's embed failed while c embedded: {e}")),
+    }
+    Ok((cache.done(), batching.done(), models.done()))
+}
+
+/// Welch's t statistic of mean(x) - mean(y).
+fn welch_t(x: &[f64], y: &[f64]) -> f64 {
+    let stats = |v: &[f64]| {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        (n, mean, var)
+    };
+    let ((nx, mx, vx), (ny, my, vy)) = (stats(x), stats(y));
+    let se = (vx / nx + vy / ny).sqrt();
+    if se == 0.0 { 0.0 } else { (mx - my) / se }
+}
