@@ -28,6 +28,7 @@ impl NodeMemory {
         NodeMemory::Owned(vec![0; len])
     }
 
+    #[inline]
     pub(super) fn as_slice(&self) -> &[u32] {
         match self {
             NodeMemory::Mapped(map) => bytemuck::cast_slice(&map[..]),

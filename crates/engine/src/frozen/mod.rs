@@ -93,6 +93,7 @@ struct UpperLayer {
 }
 
 impl UpperLayer {
+    #[inline]
     fn neighbours(&self, node: u32) -> &[u32] {
         match self.rows.get(&node) {
             Some(&row) => {
