@@ -19,6 +19,14 @@ pub enum StorageError {
     Gone,
     #[error("graph snapshot: {0}")]
     Snapshot(String),
+    /// The data directory holds tenant data but not the `meta` database
+    /// that names it. Storage refuses to open rather than start empty and
+    /// remove the data as orphans.
+    #[error(
+        "{}: the node's meta database is missing or empty, but shelves/ or tenants/ hold tenant data; nothing was changed. Restore meta/ from a backup, or move the data directory away to start an empty node",
+        .0.display()
+    )]
+    MetaMissing(PathBuf),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

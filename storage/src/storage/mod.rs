@@ -87,7 +87,16 @@ impl Storage {
         for dir in [layout.shelves(), layout.tenants()] {
             std::fs::create_dir_all(&dir).at(&dir)?;
         }
+        // A missing meta/ would be created empty, and every tenant folder
+        // and column family would then look orphaned and be removed.
+        let holds_data = non_empty(&layout.shelves())? || non_empty(&layout.tenants())?;
+        if holds_data && !layout.meta().join("CURRENT").exists() {
+            return Err(StorageError::MetaMissing(layout.meta()));
+        }
         let meta = MetaStore::open(&layout.meta())?;
+        if non_empty(&layout.shelves())? && meta.shelves()?.is_empty() {
+            return Err(StorageError::MetaMissing(layout.meta()));
+        }
         let mut shelves: BTreeMap<ShelfId, Arc<ShelfEntry>> = meta
             .shelves()?
             .into_iter()
@@ -180,6 +189,11 @@ impl Storage {
         }
         self.meta.flush()
     }
+}
+
+/// Whether `dir` has any entry.
+fn non_empty(dir: &Path) -> Result<bool> {
+    Ok(std::fs::read_dir(dir).at(dir)?.next().is_some())
 }
 
 #[cfg(test)]

@@ -211,3 +211,35 @@ fn shelves_open_on_first_use_and_close_when_idle() {
     let b_shelf = storage.shelf(&b_shelf.unwrap()).unwrap();
     assert!(b_shelf.incarnations().is_empty());
 }
+
+#[test]
+fn a_missing_meta_database_refuses_to_open_and_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let incarnation = {
+        let storage = Storage::open(dir.path(), options(100)).unwrap();
+        let (record, store) = storage.create_tenant("kept", "c", vec![]).unwrap().unwrap();
+        store.commit(&[], 0).unwrap();
+        storage.flush().unwrap();
+        record.incarnation
+    };
+    let meta = dir.path().join("meta");
+    let saved = dir.path().join("meta.saved");
+    std::fs::rename(&meta, &saved).unwrap();
+    let err = Storage::open(dir.path(), options(100)).unwrap_err();
+    assert!(matches!(err, StorageError::MetaMissing(_)), "{err}");
+    assert!(err.to_string().contains("Restore meta/"), "{err}");
+    let tenant_dir = Layout::new(dir.path()).tenant_dir(incarnation);
+    assert!(tenant_dir.exists(), "the tenant's folder is still there");
+    assert!(!meta.exists(), "no empty meta was created");
+    // An empty meta where one was lost is refused alike.
+    MetaStore::open(&meta).unwrap();
+    let err = Storage::open(dir.path(), options(100)).unwrap_err();
+    assert!(matches!(err, StorageError::MetaMissing(_)), "{err}");
+    assert!(tenant_dir.exists());
+    // Restored, the node opens with its tenant.
+    std::fs::remove_dir_all(&meta).unwrap();
+    std::fs::rename(&saved, &meta).unwrap();
+    let storage = Storage::open(dir.path(), options(100)).unwrap();
+    assert!(storage.tenant("kept").unwrap().is_some());
+    assert!(tenant_dir.exists());
+}
