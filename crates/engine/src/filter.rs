@@ -12,6 +12,8 @@
 //! A key may be a dotted path (`"a.b"`). When the payload value is an array,
 //! a condition holds if it holds for any element.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::error::{EngineError, Result};
@@ -19,6 +21,10 @@ use super::point::Payload;
 
 const MAX_DEPTH: usize = 8;
 const MAX_CONDITIONS: usize = 1_024;
+/// Values of all `match.any` lists of one filter together. Each is one
+/// hash lookup per payload value, but the list is parsed, copied and sent
+/// whole: a bound keeps one request's filter from costing every tenant.
+pub const MAX_MATCH_ANY_VALUES: usize = 4_096;
 
 /// A boolean combination of conditions. An empty filter matches everything.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,7 +42,7 @@ pub enum Condition {
     /// The field equals the value (keyword, integer or bool).
     Match { key: String, value: MatchValue },
     /// The field equals one of the values.
-    MatchAny { key: String, any: Vec<MatchValue> },
+    MatchAny { key: String, any: MatchSet },
     /// The field is a number within the range.
     Range { key: String, range: Range },
     /// The field exists and is not null.
@@ -50,6 +56,63 @@ pub enum MatchValue {
     Keyword(String),
     Integer(i64),
     Bool(bool),
+}
+
+/// The values of a `match.any`, in request order, with sets for the
+/// lookups (a payload value is checked in O(1), not against every value).
+#[derive(Debug, Clone, Default)]
+pub struct MatchSet {
+    values: Vec<MatchValue>,
+    keywords: HashSet<String>,
+    integers: HashSet<i64>,
+    bools: [bool; 2],
+}
+
+impl MatchSet {
+    pub fn new(values: Vec<MatchValue>) -> MatchSet {
+        let mut set = MatchSet::default();
+        for value in &values {
+            match value {
+                MatchValue::Keyword(k) => {
+                    set.keywords.insert(k.clone());
+                }
+                MatchValue::Integer(i) => {
+                    set.integers.insert(*i);
+                }
+                MatchValue::Bool(b) => set.bools[usize::from(*b)] = true,
+            }
+        }
+        set.values = values;
+        set
+    }
+
+    /// The values in request order.
+    pub fn iter(&self) -> impl Iterator<Item = &MatchValue> {
+        self.values.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    fn contains(&self, value: &Value) -> bool {
+        match value {
+            Value::String(s) => self.keywords.contains(s.as_str()),
+            Value::Number(n) => n.as_i64().is_some_and(|i| self.integers.contains(&i)),
+            Value::Bool(b) => self.bools[usize::from(*b)],
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for MatchSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -67,7 +130,10 @@ fn bad(msg: impl Into<String>) -> EngineError {
 impl Filter {
     /// Parses the JSON form, with a message that says what to fix.
     pub fn from_json(value: &Value) -> Result<Filter> {
-        let mut budget = MAX_CONDITIONS;
+        let mut budget = Budget {
+            conditions: MAX_CONDITIONS,
+            any_values: MAX_MATCH_ANY_VALUES,
+        };
         parse_filter(value, 0, &mut budget)
     }
 
@@ -78,7 +144,13 @@ impl Filter {
     }
 }
 
-fn parse_filter(value: &Value, depth: usize, budget: &mut usize) -> Result<Filter> {
+/// What is left of one filter's bounds while it is parsed.
+struct Budget {
+    conditions: usize,
+    any_values: usize,
+}
+
+fn parse_filter(value: &Value, depth: usize, budget: &mut Budget) -> Result<Filter> {
     if depth > MAX_DEPTH {
         return Err(bad(format!("filters nest at most {MAX_DEPTH} levels deep")));
     }
@@ -103,19 +175,19 @@ fn parse_filter(value: &Value, depth: usize, budget: &mut usize) -> Result<Filte
             return Err(bad(format!("{name} must be a list of conditions")));
         };
         for item in items {
-            if *budget == 0 {
+            if budget.conditions == 0 {
                 return Err(bad(format!(
                     "a filter has at most {MAX_CONDITIONS} conditions"
                 )));
             }
-            *budget -= 1;
+            budget.conditions -= 1;
             target.push(parse_condition(item, depth, budget)?);
         }
     }
     Ok(filter)
 }
 
-fn parse_condition(value: &Value, depth: usize, budget: &mut usize) -> Result<Condition> {
+fn parse_condition(value: &Value, depth: usize, budget: &mut Budget) -> Result<Condition> {
     let Value::Object(map) = value else {
         return Err(bad("a condition is a JSON object"));
     };
@@ -144,11 +216,20 @@ fn parse_condition(value: &Value, depth: usize, budget: &mut usize) -> Result<Co
             });
         }
         if let Some(Value::Array(any)) = m.get("any") {
+            if any.len() > budget.any_values {
+                return Err(bad(format!(
+                    "the match.any lists of a filter hold at most {MAX_MATCH_ANY_VALUES} values in all; split the request or match a coarser field"
+                )));
+            }
+            budget.any_values -= any.len();
             let any = any
                 .iter()
                 .map(|v| parse_match_value(&key, v))
                 .collect::<Result<Vec<_>>>()?;
-            return Ok(Condition::MatchAny { key, any });
+            return Ok(Condition::MatchAny {
+                key,
+                any: MatchSet::new(any),
+            });
         }
         return Err(bad(format!(
             "match on {key:?} must be {{\"value\": ...}} or {{\"any\": [...]}}"
@@ -255,8 +336,9 @@ impl Condition {
             Condition::Match { key, value } => {
                 lookup(payload, key).is_some_and(|v| any_value(v, |x| value.equals(x)))
             }
-            Condition::MatchAny { key, any } => lookup(payload, key)
-                .is_some_and(|v| any_value(v, |x| any.iter().any(|m| m.equals(x)))),
+            Condition::MatchAny { key, any } => {
+                lookup(payload, key).is_some_and(|v| any_value(v, |x| any.contains(x)))
+            }
             Condition::Range { key, range } => lookup(payload, key)
                 .is_some_and(|v| any_value(v, |x| x.as_f64().is_some_and(|n| range.contains(n)))),
             Condition::HasField { key } => lookup(payload, key).is_some_and(|v| !v.is_null()),
@@ -341,5 +423,42 @@ mod tests {
                 .to_string()
                 .contains("nest")
         );
+    }
+
+    #[test]
+    fn match_any_is_bounded_per_filter_and_matches_by_type() {
+        let any = |n: usize| json!((0..n).map(|i| format!("v{i}")).collect::<Vec<_>>());
+        let two = |a: usize, b: usize| {
+            json!({"must": [
+                {"key": "k", "match": {"any": any(a)}},
+                {"key": "k", "match": {"any": any(b)}},
+            ]})
+        };
+        assert!(Filter::from_json(&two(MAX_MATCH_ANY_VALUES, 0)).is_ok());
+        for (a, b) in [(MAX_MATCH_ANY_VALUES + 1, 0), (MAX_MATCH_ANY_VALUES, 1)] {
+            let err = Filter::from_json(&two(a, b)).unwrap_err().to_string();
+            assert!(err.contains("at most 4096 values"), "{err}");
+        }
+        let f = Filter::from_json(&json!({"must": [
+            {"key": "k", "match": {"any": ["1", 2, true]}}
+        ]}))
+        .unwrap();
+        for (value, expected) in [
+            (json!("1"), true),
+            (json!(1), false),
+            (json!(2), true),
+            (json!("2"), false),
+            (json!(2.5), false),
+            (json!(true), true),
+            (json!(false), false),
+            (json!(["x", 2]), true),
+            (json!(null), false),
+        ] {
+            assert_eq!(
+                f.matches(&payload(json!({ "k": value.clone() }))),
+                expected,
+                "{value}"
+            );
+        }
     }
 }
