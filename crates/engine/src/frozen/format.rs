@@ -126,6 +126,10 @@ impl FrozenGraph {
         {
             return Err(FormatError::Inconsistent("header"));
         }
+        // Sized from the file, never from the header alone.
+        if n.checked_mul(8).is_none_or(|need| need > bytes.len() - at) {
+            return Err(FormatError::Truncated("internal ids"));
+        }
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
             ids.push(u64_at(&mut at)?);
@@ -148,7 +152,9 @@ impl FrozenGraph {
             let count = list[0] as usize;
             count < list.len() && list[1..=count].iter().all(|&id| (id as usize) < n)
         };
-        if !words.chunks(block).all(|b| valid_list(&b[links_at..])) {
+        // The traversal holds at most MAX_DEGREE0 layer-0 neighbours.
+        let valid_layer0 = |list: &[u32]| list[0] as usize <= MAX_DEGREE0 && valid_list(list);
+        if !words.chunks(block).all(|b| valid_layer0(&b[links_at..])) {
             return Err(FormatError::OutOfRange("a neighbour list"));
         }
         let mut rest = &bytes[end..];

@@ -1,5 +1,6 @@
 use hnsw_rs::hnsw::Hnsw;
 
+use super::format::FormatError;
 use super::*;
 use crate::metric::{Metric, MetricDistance};
 use rand::{Rng, SeedableRng};
@@ -170,4 +171,65 @@ fn a_damaged_frozen_file_is_refused_or_searched_without_panicking() {
             }
         }
     }
+}
+
+/// The header's words: magic, kernel, dim, n, block, links_at, entry,
+/// covers_below, layers.
+fn header_word(bytes: &[u8], i: usize) -> usize {
+    u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn a_file_whose_neighbour_list_exceeds_the_traversal_is_refused() {
+    // M = 128: layer-0 rows of 2M + 1 = 257 words, padded to 272, the
+    // widest a header may claim; the traversal holds 256 neighbours.
+    let points = data(400, 16, 10);
+    let hnsw = Hnsw::new(128, points.len(), 16, 100, MetricDistance(Metric::L2));
+    let data: Vec<(&[f32], usize)> = points
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (&v[..], i))
+        .collect();
+    hnsw.parallel_insert_slice(&data);
+    let mut bytes = FrozenGraph::freeze(&hnsw, Metric::L2, 16, 1_000, |_| true).to_bytes();
+    let (n, block, links_at) = (
+        header_word(&bytes, 3),
+        header_word(&bytes, 4),
+        header_word(&bytes, 5),
+    );
+    assert_eq!(block - links_at, 272);
+    let blocks = (9 + n) * 8;
+    let blocks = blocks.next_multiple_of(64);
+    // The entry node's list: 270 distinct neighbours, in range.
+    let entry = header_word(&bytes, 6);
+    let row = blocks + (entry * block + links_at) * 4;
+    let mut words = vec![270u32];
+    words.extend((0..270u32).map(|i| (i + 1) % n as u32));
+    for (i, word) in words.iter().enumerate() {
+        bytes[row + i * 4..row + i * 4 + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    let refused = FrozenGraph::from_file(mapped(&bytes), Metric::L2, 16, |_| true);
+    assert!(
+        matches!(refused, Err(FormatError::OutOfRange(_))),
+        "{:?}",
+        refused.err()
+    );
+}
+
+#[test]
+fn a_header_claiming_more_nodes_than_the_file_holds_is_refused_before_allocating() {
+    let points = data(200, 16, 11);
+    let hnsw = build(&points, Metric::L2);
+    let mut bytes = FrozenGraph::freeze(&hnsw, Metric::L2, 16, 1_000, |_| true).to_bytes();
+    // n = 4 billion nodes: 32 GB of ids the file does not have.
+    bytes[24..32].copy_from_slice(&(u32::MAX as u64).to_le_bytes());
+    let refused = FrozenGraph::from_file(mapped(&bytes), Metric::L2, 16, |_| true);
+    assert!(
+        matches!(
+            refused,
+            Err(FormatError::Truncated(_) | FormatError::Inconsistent(_))
+        ),
+        "{:?}",
+        refused.err()
+    );
 }
