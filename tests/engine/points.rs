@@ -1,4 +1,6 @@
-use bulkhead::engine::{EngineError, MAX_PAYLOAD_BYTES, Metric, PointInput, SearchRequest};
+use bulkhead::engine::{
+    EngineError, MAX_PAYLOAD_BYTES, MAX_RESPONSE_BYTES, Metric, PointInput, SearchRequest,
+};
 use serde_json::json;
 
 use crate::common::{open, points, spec};
@@ -368,4 +370,50 @@ fn the_frozen_graph_and_the_points_written_after_it_answer_like_brute_force() {
             );
         }
     }
+}
+
+#[test]
+fn a_response_over_the_budget_is_refused_or_paged_before_it_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path());
+    let t = reg.create_tenant("bulky", spec(4, Metric::L2)).unwrap();
+    // Payloads just under the per-point limit: more of them than one
+    // response may carry.
+    let filler = "x".repeat(MAX_PAYLOAD_BYTES - 64);
+    let n = MAX_RESPONSE_BYTES / MAX_PAYLOAD_BYTES + 40;
+    let ids: Vec<String> = (0..n).map(|i| format!("p{i:04}")).collect();
+    for chunk in ids.chunks(100) {
+        let batch: Vec<PointInput> = chunk
+            .iter()
+            .map(|id| {
+                PointInput::new(id.clone(), vec![1.0, 0.5, 0.25, 0.125])
+                    .with_payload(json!({ "filler": filler }))
+            })
+            .collect();
+        t.upsert(&batch).unwrap();
+    }
+    let err = t.get(&ids, true, false).unwrap_err();
+    assert!(matches!(err, EngineError::InvalidArgument(_)), "{err}");
+    assert!(err.to_string().contains("over 48 MiB"), "{err}");
+    assert_eq!(
+        t.get(&ids, false, true).unwrap().len(),
+        n,
+        "without payloads it fits"
+    );
+    // A scroll page ends at the budget; its cursor goes on from there.
+    let mut seen = 0;
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = t
+            .scroll(cursor.as_deref(), 1_000, None, true, false)
+            .unwrap();
+        seen += page.points.len();
+        pages += 1;
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (n, 2), "every point once, over two pages");
 }

@@ -45,7 +45,8 @@ pub use point::{
 pub use quota::{Quotas, SearchPermit};
 pub use registry::{AssignTarget, ModelInfo, Registry, TenantInfo, TenantState};
 pub use request::{
-    DEFAULT_EF, DEFAULT_K, DEFAULT_SCROLL_LIMIT, MAX_K, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest,
+    DEFAULT_EF, DEFAULT_K, DEFAULT_SCROLL_LIMIT, MAX_K, MAX_RESPONSE_BYTES, MAX_SCROLL_LIMIT,
+    ScrollPage, SearchRequest,
 };
 pub use spec::{IndexParams, TenantSpec};
 pub use tenant::Tenant;

@@ -13,6 +13,12 @@ pub const MAX_SCROLL_LIMIT: usize = 1_000;
 /// Points of a scroll page that asks for no number in particular.
 pub const DEFAULT_SCROLL_LIMIT: usize = 100;
 pub const MAX_IDS_PER_REQUEST: usize = 10_000;
+/// What one get, scroll page or search may return, counted while it is
+/// built (ids, payloads as JSON, vectors, texts): under the server's
+/// 64 MiB message limit with room for the framing. A get or search over it
+/// is refused as soon as it crosses it, not after building the rest; a
+/// scroll page ends there and its cursor continues.
+pub const MAX_RESPONSE_BYTES: usize = 48 << 20;
 
 /// A nearest-neighbour query.
 #[derive(Debug, Clone)]

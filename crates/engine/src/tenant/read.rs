@@ -7,7 +7,9 @@ use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::planner::{self, Query, ScanPolicy};
 use crate::point::{Point, ScoredPoint, check_vector};
-use crate::request::{MAX_EF, MAX_K, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest, check_ids};
+use crate::request::{
+    MAX_EF, MAX_K, MAX_RESPONSE_BYTES, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest, check_ids,
+};
 use crate::table::LivePoint;
 
 impl Tenant {
@@ -16,10 +18,16 @@ impl Tenant {
         self.life.check_readable()?;
         check_ids(ids)?;
         let table = self.table.read();
-        ids.iter()
-            .filter_map(|id| table.by_id(id))
-            .map(|p| self.to_point(p, with_payload, with_vector))
-            .collect()
+        let mut budget = ResponseBudget::new();
+        let mut points = Vec::new();
+        for p in ids.iter().filter_map(|id| table.by_id(id)) {
+            let point = self.to_point(p, with_payload, with_vector)?;
+            if !budget.take(&point, p) {
+                return Err(budget.refusal(points.len(), "ask for fewer ids"));
+            }
+            points.push(point);
+        }
+        Ok(points)
     }
 
     /// Number of points, or of points matching `filter`.
@@ -51,22 +59,32 @@ impl Tenant {
             .map(|c| cursor::decode(&self.cursor_key, c))
             .transpose()?;
         let table = self.table.read();
-        let mut page: Vec<&LivePoint> = table
+        let mut candidates = table
             .iter_from(after.as_deref())
             .filter(|p| filter.is_none_or(|f| f.matches(&p.payload)))
-            .take(limit + 1)
-            .collect();
-        let next_cursor = if page.len() > limit {
-            page.pop();
-            page.last().map(|p| cursor::encode(&self.cursor_key, &p.id))
-        } else {
-            None
+            .peekable();
+        let mut budget = ResponseBudget::new();
+        let mut points = Vec::new();
+        let mut last: Option<&LivePoint> = None;
+        while points.len() < limit {
+            let Some(p) = candidates.peek().copied() else {
+                break;
+            };
+            let point = self.to_point(p, with_payload, with_vector)?;
+            // A page ends where the response budget does (never empty).
+            if !budget.take(&point, p) && !points.is_empty() {
+                break;
+            }
+            candidates.next();
+            points.push(point);
+            last = Some(p);
+        }
+        let next_cursor = match (candidates.peek(), last) {
+            (Some(_), Some(last)) => Some(cursor::encode(&self.cursor_key, &last.id)),
+            _ => None,
         };
         Ok(ScrollPage {
-            points: page
-                .into_iter()
-                .map(|p| self.to_point(p, with_payload, with_vector))
-                .collect::<Result<_>>()?,
+            points,
             next_cursor,
         })
     }
@@ -104,17 +122,22 @@ impl Tenant {
             &query,
             request.filter.as_ref(),
         );
+        let mut budget = ResponseBudget::new();
         let mut scored = Vec::with_capacity(hits.len());
         for p in hits
             .into_iter()
             .filter_map(|(internal, _)| table.get(internal))
         {
+            let point = self.to_point(p, request.with_payload, request.with_vector)?;
+            if !budget.take(&point, p) {
+                return Err(budget.refusal(scored.len(), "ask for a smaller k"));
+            }
             scored.push(ScoredPoint {
-                id: p.id.to_string(),
+                id: point.id,
                 score: query.metric.score(query.vector, &p.vector),
-                payload: request.with_payload.then(|| (*p.payload).clone()),
-                vector: request.with_vector.then(|| p.vector.to_vec()),
-                text: self.text_of(p, request.with_payload)?,
+                payload: point.payload,
+                vector: point.vector,
+                text: point.text,
             });
         }
         Ok(scored)
@@ -137,5 +160,37 @@ impl Tenant {
         } else {
             Ok(None)
         }
+    }
+}
+
+/// Bytes of a response counted as it is built (see [`MAX_RESPONSE_BYTES`]).
+struct ResponseBudget {
+    used: usize,
+}
+
+impl ResponseBudget {
+    fn new() -> Self {
+        ResponseBudget { used: 0 }
+    }
+
+    /// Counts `point` (built from `live`); false once the response would be
+    /// over the limit.
+    fn take(&mut self, point: &Point, live: &LivePoint) -> bool {
+        let payload = if point.payload.is_some() {
+            live.payload_bytes as usize
+        } else {
+            0
+        };
+        let vector = point.vector.as_ref().map_or(0, |v| 4 * v.len());
+        let text = point.text.as_ref().map_or(0, String::len);
+        self.used += point.id.len() + payload + vector + text;
+        self.used <= MAX_RESPONSE_BYTES
+    }
+
+    fn refusal(&self, built: usize, fix: &str) -> EngineError {
+        EngineError::invalid(format!(
+            "the response would be over {} MiB after {built} points; {fix}, or leave out payloads or vectors",
+            MAX_RESPONSE_BYTES >> 20
+        ))
     }
 }
