@@ -81,9 +81,43 @@ impl GraphSnapshot {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let wanted = format!("g{covers_below}-{nanos}");
-        let basename = hnsw
+        let dumped = hnsw
             .file_dump(&self.dir, &wanted)
-            .map_err(|e| StorageError::Snapshot(format!("dump failed: {e}")))?;
+            .map_err(|e| StorageError::Snapshot(format!("dump failed: {e}")));
+        let basename = dumped.as_deref().unwrap_or(wanted.as_str()).to_string();
+        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
+        let written = dumped.and_then(|_| self.write_files(&basename, covers_below, frozen, &tmp));
+        if let Err(e) = written {
+            // Nothing names these files yet: a failed snapshot leaves none.
+            for name in snapshot_files(&basename)
+                .into_iter()
+                .chain([format!("{MANIFEST}.tmp")])
+            {
+                let _ = std::fs::remove_file(self.dir.join(name));
+            }
+            return Err(e);
+        }
+        let manifest_path = self.dir.join(MANIFEST);
+        std::fs::rename(&tmp, &manifest_path).at(&manifest_path)?;
+        sync_dir(&self.dir)?;
+        if let Some(old) = previous.filter(|old| old.basename != basename) {
+            for name in snapshot_files(&old.basename) {
+                let _ = std::fs::remove_file(self.dir.join(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs the dump `basename`, writes the frozen layout beside it and
+    /// the manifest naming both to `tmp`, synced: everything but the rename
+    /// that makes it the snapshot.
+    fn write_files(
+        &self,
+        basename: &str,
+        covers_below: u64,
+        frozen: Option<&[u8]>,
+        tmp: &Path,
+    ) -> Result<()> {
         for ext in ["hnsw.graph", "hnsw.data"] {
             let path = self.dir.join(format!("{basename}.{ext}"));
             std::fs::File::open(&path)
@@ -93,39 +127,23 @@ impl GraphSnapshot {
         let frozen = match frozen {
             Some(bytes) => {
                 let name = format!("{basename}.frozen");
-                let path = self.dir.join(&name);
-                write_synced(&path, bytes)?;
+                write_synced(&self.dir.join(&name), bytes)?;
                 Some(name)
             }
             None => None,
         };
         let manifest = Manifest {
             format: FORMAT,
-            basename: basename.clone(),
+            basename: basename.to_string(),
             covers_below,
             frozen,
         };
-        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
         let body = serde_json::to_vec(&manifest)
             .map_err(|e| StorageError::Snapshot(format!("manifest: {e}")))?;
-        {
-            let mut file = std::fs::File::create(&tmp).at(&tmp)?;
-            std::io::Write::write_all(&mut file, &body).at(&tmp)?;
-            crate::faults::check(self.faults.as_ref(), "snapshot sync")?;
-            file.sync_all().at(&tmp)?;
-        }
-        let manifest_path = self.dir.join(MANIFEST);
-        std::fs::rename(&tmp, &manifest_path).at(&manifest_path)?;
-        sync_dir(&self.dir)?;
-        if let Some(old) = previous.filter(|old| old.basename != basename) {
-            for ext in ["hnsw.graph", "hnsw.data"] {
-                let _ = std::fs::remove_file(self.dir.join(format!("{}.{ext}", old.basename)));
-            }
-            if let Some(name) = old.frozen {
-                let _ = std::fs::remove_file(self.dir.join(name));
-            }
-        }
-        Ok(())
+        let mut file = std::fs::File::create(tmp).at(tmp)?;
+        std::io::Write::write_all(&mut file, &body).at(tmp)?;
+        crate::faults::check(self.faults.as_ref(), "snapshot sync")?;
+        file.sync_all().at(tmp)
     }
 
     /// The frozen layout saved with the current dump, memory-mapped, if
@@ -190,9 +208,66 @@ impl GraphSnapshot {
     }
 }
 
+/// The files of the snapshot `basename`: hnsw_rs's dump and the frozen
+/// layout (which may not exist).
+fn snapshot_files(basename: &str) -> [String; 3] {
+    ["hnsw.graph", "hnsw.data", "frozen"].map(|ext| format!("{basename}.{ext}"))
+}
+
 /// Writes `bytes` to a new file at `path` and fsyncs it.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = std::fs::File::create(path).at(path)?;
     std::io::Write::write_all(&mut file, bytes).at(path)?;
     file.sync_all().at(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use anndists::dist::DistL2;
+
+    use super::*;
+    use crate::faults::FaultInjector;
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_failed_snapshot_leaves_no_files_and_the_last_one_stands() {
+        let tenant = tempfile::tempdir().unwrap();
+        let dir = tenant.path().join("graph");
+        let faults = Arc::new(FaultInjector::default());
+        let snapshot = GraphSnapshot::new(dir.clone(), Some(Arc::clone(&faults)));
+        // hnsw_rs dumps only graphs of its full 16 layers.
+        let hnsw: Hnsw<f32, DistL2> = Hnsw::new(8, 100, 16, 32, DistL2 {});
+        for i in 0..50usize {
+            hnsw.insert_slice((&[i as f32, 1.0, 2.0, 3.0][..], i));
+        }
+        snapshot.save(&hnsw, 50, Some(&[7u8; 64])).unwrap();
+        let before = files(&dir);
+        assert_eq!(
+            before.len(),
+            4,
+            "dump, frozen layout and manifest: {before:?}"
+        );
+        // The save's second check is the manifest's sync: everything but the
+        // rename was written when it fails.
+        faults.fail_once(2);
+        assert!(snapshot.save(&hnsw, 50, Some(&[8u8; 64])).is_err());
+        assert_eq!(
+            files(&dir),
+            before,
+            "no file of the failed snapshot is left"
+        );
+        let loaded = snapshot.load(DistL2 {}).unwrap().unwrap();
+        assert_eq!(loaded.covers_below, 50);
+        assert_eq!(loaded.hnsw.get_nb_point(), 50);
+    }
 }
