@@ -190,6 +190,9 @@ impl GraphSnapshot {
         let Some(manifest) = self.manifest()? else {
             return Ok(None);
         };
+        // hnsw_rs exits the process on a short data file and sizes
+        // allocations from values in it: check the dump first.
+        check_dump(&self.dir, &manifest.basename)?;
         // The loaded graph borrows its loader for hnsw_rs's mmap mode. We do not
         // mmap (points are copied into the graph), so the loader is leaked: a
         // few hundred bytes per load buys a 'static graph without unsafe code.
@@ -206,6 +209,69 @@ impl GraphSnapshot {
             Err(_) => Err(StorageError::Snapshot("load failed: malformed dump".into())),
         }
     }
+}
+
+/// hnsw_rs 0.3.5's dump format, as far as `check_dump` reads it (native
+/// endian): the graph file starts with its description (magic, mode u8,
+/// max connections u8, level scale f64, layers u8, ef, points and
+/// dimension as usize); the data file is a header (magic, dimension) and
+/// one record per point (magic, origin id u64, length u64, the vector).
+const DESCRIPTION_MAGIC: u32 = 0x002a_6779;
+const DATA_MAGIC: u32 = 0xa67f_0000;
+const DUMP_LAYERS: u8 = 16;
+
+/// Checks that the dump `basename` is whole before hnsw_rs reads it: the
+/// data file holds exactly the graph's number of points, each a complete
+/// record of the graph's dimension.
+fn check_dump(dir: &Path, basename: &str) -> Result<()> {
+    let bad = |what: &str| StorageError::Snapshot(format!("dump {basename} is damaged: {what}"));
+    let graph_path = dir.join(format!("{basename}.hnsw.graph"));
+    let mut head = [0u8; 39];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(&graph_path).at(&graph_path)?,
+        &mut head,
+    )
+    .map_err(|_| bad("the graph file is shorter than its description"))?;
+    let word = |at: usize| u64::from_ne_bytes(head[at..at + 8].try_into().unwrap_or_default());
+    if u32::from_ne_bytes([head[0], head[1], head[2], head[3]]) != DESCRIPTION_MAGIC
+        || head[14] != DUMP_LAYERS
+    {
+        return Err(bad("the graph file's description is not hnsw_rs's"));
+    }
+    let (points, dimension) = (word(23), word(31));
+    let data_path = dir.join(format!("{basename}.hnsw.data"));
+    let file = std::fs::File::open(&data_path).at(&data_path)?;
+    // SAFETY: as for the frozen layout: the tenant's own file, written once
+    // under a fresh name and never written again.
+    let data = unsafe { memmap2::Mmap::map(&file) }.at(&data_path)?;
+    let u32_at = |at: usize| {
+        data.get(at..at + 4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |at: usize| {
+        data.get(at..at + 8)
+            .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+    };
+    if u32_at(0) != Some(DATA_MAGIC) || u64_at(4) != Some(dimension) {
+        return Err(bad("the data file's header does not match the graph"));
+    }
+    let vector_bytes = dimension.checked_mul(4).ok_or_else(|| bad("dimension"))?;
+    let mut at = 12usize;
+    for point in 0..points {
+        if u32_at(at) != Some(DATA_MAGIC) || u64_at(at + 12) != Some(vector_bytes) {
+            return Err(bad(&format!("point record {point} of {points}")));
+        }
+        at += 20 + vector_bytes as usize;
+        if at > data.len() {
+            return Err(bad(&format!(
+                "the data file ends inside point {point} of {points}"
+            )));
+        }
+    }
+    if at != data.len() {
+        return Err(bad("the data file holds more than the graph's points"));
+    }
+    Ok(())
 }
 
 /// The files of the snapshot `basename`: hnsw_rs's dump and the frozen
@@ -269,5 +335,44 @@ mod tests {
         let loaded = snapshot.load(DistL2 {}).unwrap().unwrap();
         assert_eq!(loaded.covers_below, 50);
         assert_eq!(loaded.hnsw.get_nb_point(), 50);
+    }
+
+    #[test]
+    fn a_damaged_dump_is_an_error_not_an_exit() {
+        let tenant = tempfile::tempdir().unwrap();
+        let dir = tenant.path().join("graph");
+        let snapshot = GraphSnapshot::new(dir.clone(), None);
+        let hnsw: Hnsw<f32, DistL2> = Hnsw::new(8, 100, 16, 32, DistL2 {});
+        for i in 0..60usize {
+            hnsw.insert_slice((&[i as f32, 1.0, 2.0][..], i));
+        }
+        snapshot.save(&hnsw, 60, None).unwrap();
+        assert_eq!(
+            snapshot
+                .load(DistL2 {})
+                .unwrap()
+                .unwrap()
+                .hnsw
+                .get_nb_point(),
+            60
+        );
+        let data = files(&dir)
+            .into_iter()
+            .find(|f| f.ends_with(".hnsw.data"))
+            .unwrap();
+        let path = dir.join(data);
+        let whole = std::fs::read(&path).unwrap();
+        // Truncated (hnsw_rs exits the process on this one), then a record
+        // whose length field claims a gigabyte.
+        std::fs::write(&path, &whole[..whole.len() - 7]).unwrap();
+        let err = snapshot.load(DistL2 {}).err().unwrap().to_string();
+        assert!(err.contains("damaged"), "{err}");
+        let mut lying = whole.clone();
+        lying[12 + 12..12 + 20].copy_from_slice(&(1u64 << 30).to_ne_bytes());
+        std::fs::write(&path, &lying).unwrap();
+        let err = snapshot.load(DistL2 {}).err().unwrap().to_string();
+        assert!(err.contains("point record 0"), "{err}");
+        std::fs::write(&path, &whole).unwrap();
+        assert!(snapshot.load(DistL2 {}).unwrap().is_some());
     }
 }
