@@ -56,6 +56,29 @@ async fn the_audit_passes_on_the_real_server_and_leaves_no_canary() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batching_row_is_skipped_when_the_other_class_cannot_embed() {
+    use std::collections::HashMap;
+
+    use crate::common::{ADMIN, TestServer};
+    use crate::embed::{SECRET, sidecar};
+
+    // An embedder for the default class only: canary c's class has none,
+    // so nothing can run beside a's embed and the row measured nothing.
+    let (_child, url) = sidecar();
+    let urls = HashMap::from([("default".to_string(), url)]);
+    let server = TestServer::start_with(Embedders::new(SECRET.into(), &urls).unwrap()).await;
+    let report = bulkhead::cli::audit::audit_server(&server.url, ADMIN)
+        .await
+        .unwrap();
+    let batching = report.layers.iter().find(|l| l.name == "batching").unwrap();
+    let bulkhead::cli::audit::Outcome::Skipped(why) = &batching.outcome else {
+        panic!("{:?}", batching.outcome);
+    };
+    assert!(why.contains("nothing ran beside a"), "{why}");
+    assert_eq!(report.leaks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_catches_a_get_without_its_tenant_check() {
     use crate::common::{ADMIN, TestServer};
 

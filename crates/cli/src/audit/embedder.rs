@@ -90,15 +90,27 @@ pub(super) async fn embedder_layers(
     }
     // Batching: a's vector of one text must not change by a bit when c (of
     // another class) embeds at the same time.
-    let (together, _) = tokio::join!(
+    // If c's embed failed, nothing ran beside a's: the row measured nothing.
+    let (together, beside) = tokio::join!(
         a.client.embed(vec![a.texts[0].clone()]),
         c.client.embed(c.texts.clone()),
     );
-    batching.ran("a embeds a text alone, then while c (another class) embeds 20");
-    match together {
-        Ok((vectors, _)) if vectors == base => {}
-        Ok(_) => batching.leak("a's vector changed when c embedded at the same time"),
-        Err(e) => batching.leak(format!("a's embed failed while c embedded: {e}")),
+    match (together, beside) {
+        (_, Err(e)) => {
+            batching.skipped = Some(format!(
+                "c (another class) could not embed, so nothing ran beside a: {e}"
+            ));
+        }
+        (Ok((vectors, _)), Ok(_)) => {
+            batching.ran("a embeds a text alone, then while c (another class) embeds 20");
+            if vectors != base {
+                batching.leak("a's vector changed when c embedded at the same time");
+            }
+        }
+        (Err(e), Ok(_)) => {
+            batching.ran("a embeds a text alone, then while c (another class) embeds 20");
+            batching.leak(format!("a's embed failed while c embedded: {e}"));
+        }
     }
     Ok((cache.done(), batching.done(), models.done()))
 }
