@@ -261,7 +261,10 @@ fn check_dump(dir: &Path, basename: &str) -> Result<()> {
         if u32_at(at) != Some(DATA_MAGIC) || u64_at(at + 12) != Some(vector_bytes) {
             return Err(bad(&format!("point record {point} of {points}")));
         }
-        at += 20 + vector_bytes as usize;
+        at = at
+            .checked_add(20)
+            .and_then(|a| a.checked_add(usize::try_from(vector_bytes).ok()?))
+            .unwrap_or(usize::MAX);
         if at > data.len() {
             return Err(bad(&format!(
                 "the data file ends inside point {point} of {points}"

@@ -51,11 +51,19 @@ pub(crate) fn load_graph(
             (Graph::new(spec, table.len()), 0)
         }
     };
-    let replay: Vec<(u64, &[f32])> = table
+    let replayed = insert_written_since(&graph, table, covers_below);
+    (graph, replayed)
+}
+
+/// Inserts into `graph` the table's points with internal ids from
+/// `covers_below` on (those written after a snapshot or a rebuild's copy);
+/// returns how many.
+pub(crate) fn insert_written_since(graph: &Graph, table: &PointTable, covers_below: u64) -> u64 {
+    let newer: Vec<(u64, &[f32])> = table
         .iter()
         .filter(|(internal, _)| *internal >= covers_below)
         .map(|(internal, p)| (internal, &p.vector[..]))
         .collect();
-    graph.insert(&replay);
-    (graph, replay.len() as u64)
+    graph.insert(&newer);
+    newer.len() as u64
 }

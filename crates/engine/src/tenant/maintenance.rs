@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
+use super::index::insert_written_since;
 use super::{Index, Tenant, WriterState, freeze_due, load_graph};
 use crate::error::{EngineError, Result};
 use crate::frozen::FrozenGraph;
@@ -184,15 +185,7 @@ impl Tenant {
         drop(live);
         let mut writer = self.writer.lock();
         self.life.check_writable()?;
-        {
-            let table = self.table.read();
-            let newer: Vec<(u64, &[f32])> = table
-                .iter()
-                .filter(|(i, _)| *i >= covers_below)
-                .map(|(i, p)| (i, &p.vector[..]))
-                .collect();
-            graph.insert(&newer);
-        }
+        insert_written_since(&graph, &self.table.read(), covers_below);
         let nodes_before = self.graph_nodes();
         let nodes = graph.len();
         *self.index.write() = Index::Loaded(Arc::new(graph));
