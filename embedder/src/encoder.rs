@@ -154,9 +154,12 @@ impl Encoder {
         self.max_seq_length
     }
 
-    /// Embeds `texts`: one vector per text, in order. The texts are sorted
-    /// by token count and run in groups of similar length, so a batch of
-    /// mixed lengths is not padded to its longest text throughout.
+    /// Embeds `texts`: one vector per text, in order. Each text is padded
+    /// to its own width, its token count rounded up to [`WIDTH_STEP`], and
+    /// texts of one width run in one forward pass. A text's vector thus
+    /// depends on its own tokens only, never on the other texts of its
+    /// batch (other tenants' texts of its trust class): padding to the
+    /// batch's longest text changed the low bits of the others' vectors.
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -165,34 +168,36 @@ impl Encoder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EmbedderError::Tokenizer(e.to_string()))?;
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let lengths: Vec<usize> = order
+        let widths: Vec<usize> = encodings
             .iter()
-            .map(|&i| encodings[i].get_ids().len())
+            .map(|e| padded_width(e.get_ids().len(), self.max_seq_length))
             .collect();
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| widths[i]);
         let mut out = vec![Vec::new(); encodings.len()];
-        for group in length_groups(&lengths) {
-            let members: Vec<&tokenizers::Encoding> = order[group.clone()]
-                .iter()
-                .map(|&i| &encodings[i])
-                .collect();
-            let vectors = self.encode_group(&members)?;
-            for (&i, vector) in order[group].iter().zip(vectors) {
+        for group in order.chunk_by(|&a, &b| widths[a] == widths[b]) {
+            let members: Vec<&tokenizers::Encoding> =
+                group.iter().map(|&i| &encodings[i]).collect();
+            let vectors = self.encode_group(&members, widths[group[0]])?;
+            for (&i, vector) in group.iter().zip(vectors) {
                 out[i] = vector;
             }
         }
         Ok(out)
     }
 
-    /// One forward pass over encodings padded to the longest of them.
-    fn encode_group(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
+    /// One forward pass over encodings padded to `width` (at least the
+    /// longest of them).
+    fn encode_group(
+        &self,
+        encodings: &[&tokenizers::Encoding],
+        width: usize,
+    ) -> Result<Vec<Vec<f32>>> {
         let rows = encodings.len();
         let width = encodings
             .iter()
             .map(|e| e.get_ids().len())
-            .max()
-            .unwrap_or(0);
+            .fold(width, usize::max);
         let pad_id = self.pad_id;
         let mut ids = Vec::with_capacity(rows * width);
         let mut types = Vec::with_capacity(rows * width);
@@ -218,51 +223,37 @@ impl Encoder {
     }
 }
 
-/// Token positions one extra forward pass costs, roughly: a group is closed
-/// when padding it further would waste more than that.
-const PASS_COST_TOKENS: usize = 48;
+/// Texts are padded to their token count rounded up to a multiple of this:
+/// at most 7 padded positions per text, and few forward passes per batch
+/// (short queries fall in one or two widths).
+const WIDTH_STEP: usize = 8;
 
-/// Splits ascending `lengths` into consecutive groups, each run as one
-/// padded batch: a text joins the current group unless the padding it adds
-/// (every member padded to its length) exceeds the cost of another pass.
-fn length_groups(lengths: &[usize]) -> Vec<std::ops::Range<usize>> {
-    let mut groups = Vec::new();
-    let (mut start, mut real) = (0, 0);
-    for (i, &len) in lengths.iter().enumerate() {
-        let count = i - start;
-        let padding = len * (count + 1) - (real + len);
-        if count > 0 && padding > PASS_COST_TOKENS.max(real / 4) {
-            groups.push(start..i);
-            (start, real) = (i, 0);
-        }
-        real += len;
-    }
-    if start < lengths.len() {
-        groups.push(start..lengths.len());
-    }
-    groups
+/// The width a text of `tokens` tokens is padded to: a function of its own
+/// length only, never of the batch it is in.
+fn padded_width(tokens: usize, max_seq_length: usize) -> usize {
+    tokens
+        .div_ceil(WIDTH_STEP)
+        .saturating_mul(WIDTH_STEP)
+        .min(max_seq_length.max(tokens))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::length_groups;
+    use super::{WIDTH_STEP, padded_width};
 
     #[test]
-    fn groups_cover_every_text_once_and_split_only_for_padding() {
-        assert_eq!(length_groups(&[]), Vec::<std::ops::Range<usize>>::new());
-        assert_eq!(length_groups(&[12; 40]), vec![0..40]);
-        let lengths = [8, 9, 9, 10, 11, 12, 60, 61, 62, 200];
-        let groups = length_groups(&lengths);
-        assert_eq!(groups.first().map(|g| g.start), Some(0));
-        assert_eq!(groups.last().map(|g| g.end), Some(lengths.len()));
-        assert!(groups.windows(2).all(|w| w[0].end == w[1].start));
-        assert!(groups.len() >= 3, "{groups:?}");
-        assert!(
-            groups.iter().all(|g| lengths[g.clone()]
-                .iter()
-                .all(|&l| l * 2 >= lengths[g.end - 1])
-                || g.len() == 1),
-            "{groups:?}"
-        );
+    fn a_text_width_depends_on_its_own_length_only() {
+        assert_eq!(padded_width(1, 256), WIDTH_STEP);
+        assert_eq!(padded_width(8, 256), 8);
+        assert_eq!(padded_width(9, 256), 16);
+        assert_eq!(padded_width(250, 256), 256);
+        assert_eq!(padded_width(254, 254), 254, "never past the model's limit");
+        for tokens in 1..=256 {
+            let width = padded_width(tokens, 256);
+            assert!(
+                width >= tokens && width - tokens < WIDTH_STEP,
+                "{tokens} -> {width}"
+            );
+        }
     }
 }

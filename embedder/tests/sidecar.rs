@@ -90,6 +90,63 @@ async fn invariant_4_batches_hold_one_trust_class_and_neighbours_change_no_bit()
     assert!(gold_tenants.iter().all(|t| *t == "tenant-a"));
 }
 
+/// Two tenants of one trust class share batches (that is what batching is
+/// for): a tenant's vectors computed beside another's texts, padded into
+/// one batch, are bit-identical to those computed alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invariant_4_a_batch_shared_with_a_tenant_of_the_same_class_changes_no_bit() {
+    let sidecar = start(
+        &["shared"],
+        BatchConfig {
+            max_batch: 32,
+            max_wait: Duration::from_millis(50),
+            queue_capacity: 64,
+        },
+    )
+    .await;
+    let c_texts = texts("charlie", 6);
+    let alone = embed(&sidecar.client, SECRET, "tenant-c0", "shared", &c_texts)
+        .await
+        .unwrap();
+    // Until a batch has held both tenants' texts (a fresh name each round,
+    // so the cache never answers).
+    let mut mixed = false;
+    for round in 1..=5 {
+        let flood: Vec<_> = (0..4)
+            .map(|i| {
+                let client = sidecar.client.clone();
+                let t = texts(&format!("delta{round}-{i} with other lengths"), 8);
+                tokio::spawn(async move {
+                    embed(&client, SECRET, "tenant-d", "shared", &t)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .collect();
+        let c = format!("tenant-c{round}");
+        let beside = embed(&sidecar.client, SECRET, &c, "shared", &c_texts)
+            .await
+            .unwrap();
+        for f in flood {
+            f.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            bits(&beside),
+            bits(&alone),
+            "c's vectors changed in a batch shared with d"
+        );
+        mixed = sidecar
+            .batchers
+            .records()
+            .iter()
+            .any(|r| r.tenants.contains(&c) && r.tenants.iter().any(|t| t == "tenant-d"));
+        if mixed {
+            break;
+        }
+    }
+    assert!(mixed, "no batch held both tenants: nothing was compared");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invariant_3_a_cache_hit_of_one_tenant_is_never_another_tenants() {
     let sidecar = start(&["default"], BatchConfig::default()).await;
