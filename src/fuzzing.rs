@@ -11,7 +11,7 @@ use serde_json::Value;
 use tonic::{Code, Request, Status};
 
 use crate::api::status::{Plane, to_status};
-use crate::api::{Embedders, PointsApi, convert};
+use crate::api::{AdmissionLimits, Embedders, PointsApi, convert};
 use crate::engine::{
     self, EngineConfig, EngineError, Filter, Metric, PointInput, Quotas, Registry, TenantName,
     TenantSpec, TrustClass, cursor,
@@ -249,7 +249,14 @@ fn world() -> &'static World {
             .expect("a runtime");
         World {
             runtime,
-            api: PointsApi::with_search_slots(registry, Arc::new(Embedders::none()), 1),
+            api: PointsApi::with_limits(
+                registry,
+                Arc::new(Embedders::none()),
+                AdmissionLimits {
+                    workers: 1,
+                    ..AdmissionLimits::default()
+                },
+            ),
             own_token,
             neighbour_token,
         }

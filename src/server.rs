@@ -12,6 +12,15 @@ use crate::engine::Registry;
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::points_service_server::{PointsService, PointsServiceServer};
 
+/// Calls one client connection may have open at once (HTTP/2
+/// SETTINGS_MAX_CONCURRENT_STREAMS).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
+/// The deadline of a call that sets none (`grpc-timeout`); a shorter one
+/// the client sets wins. Long enough for a full upsert batch of texts
+/// embedded on a CPU.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What a server mounts over its registry: the data plane and the control
 /// plane. [`Services::new`] is the product's; a test may mount another data
 /// plane (tests/api/audit.rs mounts a deliberately broken one).
@@ -76,6 +85,12 @@ pub async fn serve<P: PointsService>(
     };
     tracing::info!(addr = %listener.local_addr()?, "serving");
     tonic::transport::Server::builder()
+        // tonic leaves both unset (no stream limit, no deadline): a client
+        // could open any number of calls on one connection, and a call
+        // without `grpc-timeout` could run for ever. A call past its
+        // deadline is dropped, which cancels its admitted work.
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .timeout(DEFAULT_DEADLINE)
         .add_service(health)
         .add_service(reflection)
         .add_service(crate::api::points_service(services.points))

@@ -1,17 +1,19 @@
 //! The gRPC surface: thin tonic adapters over the engine. Each call
 //! authenticates, validates and converts the request, runs the engine
-//! operation off the async workers, and maps errors in one place
-//! (`status.rs`). No logic lives here that the engine could own.
+//! operation off the async workers (a tenant's data-plane work through
+//! `admission.rs`), and maps errors in one place (`status.rs`). No logic
+//! lives here that the engine could own.
 
 mod admin;
+mod admission;
 mod auth;
 pub(crate) mod convert;
 mod embedders;
 mod points;
-mod search_gate;
 pub(crate) mod status;
 
 pub use admin::AdminApi;
+pub use admission::AdmissionLimits;
 pub use auth::AdminToken;
 pub use convert::{filter_to_proto, json_to_struct};
 

@@ -1,19 +1,25 @@
-//! The data plane: `PointsService`. Every call names its tenant, and the
-//! tenant handle is obtained only through `Registry::authorize`, on the
-//! blocking pool with the operation (`PointsApi::on_tenant`); a search of a
-//! loaded tenant through `Registry::authorize_loaded`, in memory, so that
-//! its one trip to a blocking thread is the search gate's.
+//! The data plane: `PointsService`. Every call names its tenant; the
+//! caller's token is checked against it in memory (`Registry::admit`), and
+//! then all of the tenant's work (its load from disk when it is cold, reads,
+//! writes, payload conversion) runs through the one [`Admission`] path, on
+//! a bounded number of workers shared fairly among tenants. Waiting on the
+//! encoder (a text query, an upsert of texts) holds no worker: it runs
+//! before the work is admitted, bounded by the encoder's own queue.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tonic::{Request, Response, Status};
 
+use super::admission::{Admission, AdmissionLimits};
 use super::auth::bearer;
 use super::embedders::Embedders;
-use super::search_gate::SearchGate;
 use super::status::{Plane, to_status};
 use super::{blocking, convert};
-use crate::engine::{DEFAULT_SCROLL_LIMIT, Registry, SearchRequest, Tenant};
+use crate::engine::{
+    Access, DEFAULT_SCROLL_LIMIT, Registry, ScrollRequest, SearchRequest, Tenant, Work,
+};
 use crate::proto;
 use crate::proto::points_service_server::PointsService;
 
@@ -21,42 +27,106 @@ use crate::proto::points_service_server::PointsService;
 pub struct PointsApi {
     registry: Arc<Registry>,
     embedders: Arc<Embedders>,
-    searches: Arc<SearchGate>,
+    admission: Arc<Admission>,
+    /// One lock per tenant being loaded: concurrent first requests of a
+    /// cold tenant wait here, asynchronously, while one of them loads it.
+    loads: Arc<Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl PointsApi {
-    /// The data plane, running as many searches at once as there are CPUs.
+    /// The data plane with the default limits: one worker per CPU.
     pub fn new(registry: Arc<Registry>, embedders: Arc<Embedders>) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::with_search_slots(registry, embedders, cpus)
+        Self::with_limits(registry, embedders, AdmissionLimits::default())
     }
 
-    /// The data plane, running at most `slots` searches at once; more
-    /// queue, and the least served tenant's search runs next.
-    pub fn with_search_slots(
+    /// The data plane running at most `limits.workers` requests at once;
+    /// more queue, and the least served tenant's request runs next.
+    pub fn with_limits(
         registry: Arc<Registry>,
         embedders: Arc<Embedders>,
-        slots: usize,
+        limits: AdmissionLimits,
     ) -> Self {
         PointsApi {
             registry,
             embedders,
-            searches: Arc::new(SearchGate::new(slots)),
+            admission: Arc::new(Admission::new(limits)),
+            loads: Arc::default(),
         }
     }
 
-    /// Runs `op` on the caller's tenant on the blocking pool: the credential
-    /// is checked there, with the operation, because a tenant's first use
-    /// loads it from disk.
+    /// Checks the caller's token against the tenant it names, in memory.
+    fn admit(&self, caller: &Caller) -> Result<Access, Status> {
+        self.registry
+            .admit(&caller.token, &caller.tenant)
+            .map_err(|e| to_status(e, Plane::Data))
+    }
+
+    /// Runs `op` on the caller's tenant through admission.
     async fn on_tenant<T: Send + 'static>(
         &self,
         caller: Caller,
+        op: impl FnOnce(&Registry, Arc<Tenant>, &Work) -> crate::engine::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let access = self.admit(&caller)?;
+        self.on_admitted(access, op).await
+    }
+
+    /// Runs `op` on an admitted tenant through admission, once it is in
+    /// memory.
+    async fn on_admitted<T: Send + 'static>(
+        &self,
+        access: Access,
+        op: impl FnOnce(&Registry, Arc<Tenant>, &Work) -> crate::engine::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        self.load(&access).await?;
+        let registry = Arc::clone(&self.registry);
+        self.admission
+            .run(access.key(), move |work| {
+                let tenant = registry.handle(&access)?;
+                op(&registry, tenant, work)
+            })
+            .await
+    }
+
+    /// Loads a cold tenant through admission; concurrent first requests
+    /// wait for that load without holding a thread.
+    async fn load(&self, access: &Access) -> Result<(), Status> {
+        if access.is_loaded() {
+            return Ok(());
+        }
+        let key = access.key();
+        let lock = Arc::clone(self.loads.lock().entry(key).or_default());
+        let loaded = {
+            let _turn = lock.lock().await;
+            if access.is_loaded() {
+                Ok(())
+            } else {
+                let (registry, access) = (Arc::clone(&self.registry), access.clone());
+                self.admission
+                    .run(key, move |_| registry.handle(&access).map(drop))
+                    .await
+            }
+        };
+        let mut loads = self.loads.lock();
+        // Only the map's and this request's handles left: nobody waits.
+        if Arc::strong_count(&lock) <= 2 {
+            loads.remove(&key);
+        }
+        loaded
+    }
+
+    /// Runs blocking work of an admitted tenant that holds no worker (it
+    /// waits on the encoder), once the tenant is in memory.
+    async fn beside_admission<T: Send + 'static>(
+        &self,
+        access: &Access,
         op: impl FnOnce(&Registry, Arc<Tenant>) -> crate::engine::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
-        let registry = Arc::clone(&self.registry);
+        self.load(access).await?;
+        let (registry, access) = (Arc::clone(&self.registry), access.clone());
         blocking(
             move || {
-                let tenant = registry.authorize(&caller.token, &caller.tenant)?;
+                let tenant = registry.handle(&access)?;
                 op(&registry, tenant)
             },
             Plane::Data,
@@ -84,8 +154,27 @@ impl Caller {
     }
 }
 
-fn filter(f: Option<proto::Filter>) -> Result<Option<crate::engine::Filter>, Status> {
-    f.map(convert::filter).transpose()
+// Conversions of large messages (a filter of 4,096 values, a batch of
+// 10,000 points) run on the admitted worker, not on an async worker: their
+// refusals (always INVALID_ARGUMENT) travel as the engine's error.
+
+/// The engine's filter of a request, if it has one.
+fn filter(f: Option<proto::Filter>) -> crate::engine::Result<Option<crate::engine::Filter>> {
+    f.map(convert::filter).transpose().map_err(invalid)
+}
+
+/// The engine's points of an upsert request.
+fn points_of(points: Vec<proto::Point>) -> crate::engine::Result<Vec<crate::engine::PointInput>> {
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| convert::point_input(p, i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)
+}
+
+fn invalid(status: Status) -> crate::engine::EngineError {
+    crate::engine::EngineError::InvalidArgument(status.message().to_string())
 }
 
 #[tonic::async_trait]
@@ -95,18 +184,35 @@ impl PointsService for PointsApi {
         request: Request<proto::UpsertRequest>,
     ) -> Result<Response<proto::UpsertResponse>, Status> {
         let caller = Caller::of(&request, &request.get_ref().tenant)?;
-        let points = request
-            .into_inner()
-            .points
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| convert::point_input(p, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Texts are embedded, checked and written in the same engine call.
-        let embedders = Arc::clone(&self.embedders);
+        let access = self.admit(&caller)?;
+        let points = request.into_inner().points;
+        let has_texts = points
+            .iter()
+            .any(|p| p.vector.is_empty() && !p.text.is_empty());
+        let points = if has_texts {
+            // Converted and embedded beside admission: the wait on the
+            // encoder holds no worker.
+            let embedders = Arc::clone(&self.embedders);
+            let points = self
+                .beside_admission(&access, move |registry, tenant| {
+                    let mut points = points_of(points)?;
+                    registry.embed_points(&tenant, &mut points, &*embedders)?;
+                    Ok(points)
+                })
+                .await?;
+            Converted::Ready(points)
+        } else {
+            Converted::Wire(points)
+        };
         let upserted = self
-            .on_tenant(caller, move |registry, tenant| {
-                registry.upsert(&tenant, points, &*embedders)
+            .on_admitted(access, move |registry, tenant, work| {
+                let points = match points {
+                    Converted::Ready(points) => points,
+                    Converted::Wire(points) => points_of(points)?,
+                };
+                work.add(points.len() as u64);
+                registry.write(&tenant, |t| t.upsert(&points))?;
+                Ok(points.len())
             })
             .await?;
         Ok(Response::new(proto::UpsertResponse {
@@ -121,13 +227,13 @@ impl PointsService for PointsApi {
         let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let r = request.into_inner();
         let points = self
-            .on_tenant(caller, move |_, tenant| {
-                tenant.get(&r.ids, r.with_payload, r.with_vector)
+            .on_tenant(caller, move |_, tenant, work| {
+                work.add(r.ids.len() as u64);
+                let points = tenant.get(&r.ids, r.with_payload, r.with_vector)?;
+                Ok(points.into_iter().map(convert::point_out).collect())
             })
             .await?;
-        Ok(Response::new(proto::GetResponse {
-            points: points.into_iter().map(convert::point_out).collect(),
-        }))
+        Ok(Response::new(proto::GetResponse { points }))
     }
 
     async fn delete(
@@ -138,15 +244,16 @@ impl PointsService for PointsApi {
         let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let deleted = match request.into_inner().selector {
             Some(Selector::Ids(ids)) => {
-                self.on_tenant(caller, move |registry, tenant| {
+                self.on_tenant(caller, move |registry, tenant, work| {
+                    work.add(ids.ids.len() as u64);
                     registry.write(&tenant, |t| t.delete(&ids.ids))
                 })
                 .await?
             }
             Some(Selector::Filter(f)) => {
-                let f = convert::filter(f)?;
-                self.on_tenant(caller, move |registry, tenant| {
-                    registry.write(&tenant, |t| t.delete_by_filter(&f))
+                self.on_tenant(caller, move |registry, tenant, work| {
+                    let f = convert::filter(f).map_err(invalid)?;
+                    registry.write(&tenant, |t| t.delete_by_filter_with(&f, work))
                 })
                 .await?
             }
@@ -162,9 +269,11 @@ impl PointsService for PointsApi {
         request: Request<proto::CountRequest>,
     ) -> Result<Response<proto::CountResponse>, Status> {
         let caller = Caller::of(&request, &request.get_ref().tenant)?;
-        let f = filter(request.into_inner().filter)?;
+        let f = request.into_inner().filter;
         let count = self
-            .on_tenant(caller, move |_, tenant| tenant.count(f.as_ref()))
+            .on_tenant(caller, move |_, tenant, work| {
+                tenant.count_with(filter(f)?.as_ref(), work)
+            })
             .await?;
         Ok(Response::new(proto::CountResponse {
             count: count as u64,
@@ -177,27 +286,29 @@ impl PointsService for PointsApi {
     ) -> Result<Response<proto::ScrollResponse>, Status> {
         let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let r = request.into_inner();
-        let f = filter(r.filter)?;
         let limit = match r.limit {
             0 => DEFAULT_SCROLL_LIMIT,
             n => n as usize,
         };
-        let cursor = (!r.cursor.is_empty()).then_some(r.cursor);
         let page = self
-            .on_tenant(caller, move |_, tenant| {
-                tenant.scroll(
-                    cursor.as_deref(),
+            .on_tenant(caller, move |_, tenant, work| {
+                let f = filter(r.filter)?;
+                let cursor = (!r.cursor.is_empty()).then_some(r.cursor.as_str());
+                let request = ScrollRequest {
+                    cursor,
                     limit,
-                    f.as_ref(),
-                    r.with_payload,
-                    r.with_vector,
-                )
+                    filter: f.as_ref(),
+                    with_payload: r.with_payload,
+                    with_vector: r.with_vector,
+                };
+                let page = tenant.scroll_with(&request, work)?;
+                Ok(proto::ScrollResponse {
+                    points: page.points.into_iter().map(convert::point_out).collect(),
+                    next_cursor: page.next_cursor.unwrap_or_default(),
+                })
             })
             .await?;
-        Ok(Response::new(proto::ScrollResponse {
-            points: page.points.into_iter().map(convert::point_out).collect(),
-            next_cursor: page.next_cursor.unwrap_or_default(),
-        }))
+        Ok(Response::new(page))
     }
 
     async fn search(
@@ -211,50 +322,39 @@ impl PointsService for PointsApi {
                 "send either vector or text, not both",
             ));
         }
-        let filter = filter(r.filter)?;
-        // A loaded tenant is authorized here, in memory: a search pays one
-        // trip to a blocking thread, the gate's. A cold one loads on the
-        // blocking pool.
-        let tenant = match self
-            .registry
-            .authorize_loaded(&caller.token, &caller.tenant)
-        {
-            Ok(Some(tenant)) => tenant,
-            Ok(None) => self.on_tenant(caller, |_, tenant| Ok(tenant)).await?,
-            Err(e) => return Err(to_status(e, Plane::Data)),
-        };
-        // Counted against the tenant's concurrency quota while queued too.
-        let _permit = tenant
+        let access = self.admit(&caller)?;
+        // Counted against the tenant's concurrency quota from here until
+        // its work has stopped: the permit moves into the work.
+        let permit = access
             .begin_search()
             .map_err(|e| to_status(e, Plane::Data))?;
         let vector = if r.text.is_empty() {
             r.vector
         } else {
-            let (registry, embedders) = (Arc::clone(&self.registry), Arc::clone(&self.embedders));
-            let (tenant, text) = (Arc::clone(&tenant), r.text);
-            blocking(
-                move || registry.embed_query(&tenant, text, &*embedders),
-                Plane::Data,
-            )
+            let (embedders, text) = (Arc::clone(&self.embedders), r.text);
+            self.beside_admission(&access, move |registry, tenant| {
+                registry.embed_query(&tenant, text, &*embedders)
+            })
             .await?
         };
-        let search = SearchRequest {
-            vector,
-            k: SearchRequest::k_or_default(r.k as usize),
-            ef: (r.ef != 0).then_some(r.ef as usize),
-            filter,
-            with_payload: r.with_payload,
-            with_vector: r.with_vector,
-        };
-        let cost = search.cost();
-        let incarnation = tenant.incarnation();
-        let hits = self
-            .searches
-            .search(incarnation, cost, move || tenant.search(&search))
+        let (k, ef) = (r.k as usize, r.ef as usize);
+        let (with_payload, with_vector, wire_filter) = (r.with_payload, r.with_vector, r.filter);
+        let points = self
+            .on_admitted(access, move |_, tenant, work| {
+                let _permit = permit;
+                let search = SearchRequest {
+                    vector,
+                    k: SearchRequest::k_or_default(k),
+                    ef: (ef != 0).then_some(ef),
+                    filter: filter(wire_filter)?,
+                    with_payload,
+                    with_vector,
+                };
+                let hits = tenant.search_with(&search, work)?;
+                Ok(hits.into_iter().map(convert::scored_out).collect())
+            })
             .await?;
-        Ok(Response::new(proto::SearchResponse {
-            points: hits.into_iter().map(convert::scored_out).collect(),
-        }))
+        Ok(Response::new(proto::SearchResponse { points }))
     }
 
     async fn embed(
@@ -262,10 +362,11 @@ impl PointsService for PointsApi {
         request: Request<proto::PointsServiceEmbedRequest>,
     ) -> Result<Response<proto::PointsServiceEmbedResponse>, Status> {
         let caller = Caller::of(&request, &request.get_ref().tenant)?;
+        let access = self.admit(&caller)?;
         let texts = request.into_inner().texts;
         let embedders = Arc::clone(&self.embedders);
         let answer = self
-            .on_tenant(caller, move |registry, tenant| {
+            .beside_admission(&access, move |registry, tenant| {
                 registry.embed_texts(&tenant, texts, &*embedders)
             })
             .await?;
@@ -286,7 +387,7 @@ impl PointsService for PointsApi {
     ) -> Result<Response<proto::LineageResponse>, Status> {
         let caller = Caller::of(&request, &request.get_ref().tenant)?;
         let models = self
-            .on_tenant(caller, |registry, tenant| {
+            .on_tenant(caller, |registry, tenant, _| {
                 Ok(registry.lineage_of_tenant(&tenant))
             })
             .await?;
@@ -301,4 +402,11 @@ impl PointsService for PointsApi {
                 .collect(),
         }))
     }
+}
+
+/// An upsert's points: converted (and embedded) already, or still as they
+/// came, to be converted on the worker.
+enum Converted {
+    Ready(Vec<crate::engine::PointInput>),
+    Wire(Vec<proto::Point>),
 }

@@ -31,6 +31,7 @@ pub(crate) fn to_status(error: EngineError, plane: Plane) -> Status {
         EngineError::TokenNotFound => Status::not_found(error.to_string()),
         EngineError::QuotaExceeded(_) => Status::resource_exhausted(error.to_string()),
         EngineError::TryAgain => Status::unavailable(error.to_string()),
+        EngineError::Cancelled => Status::cancelled(error.to_string()),
         EngineError::PolicyRefused(_) => Status::failed_precondition(error.to_string()),
         EngineError::ModelNotFound => Status::not_found(error.to_string()),
         EngineError::Embedder(ref failure) => match failure {

@@ -2,6 +2,7 @@
 //! compiled as one binary.
 
 mod admin_token;
+mod admission;
 mod architecture;
 mod audit;
 mod auth;

@@ -41,6 +41,10 @@ pub enum EngineError {
     /// when the tenant keeps moving.
     #[error("the tenant was being moved out of memory; retry the request")]
     TryAgain,
+    /// The request's caller went away (it cancelled, or its deadline
+    /// passed) and its work stopped early.
+    #[error("the request was cancelled or its deadline passed before it finished")]
+    Cancelled,
     /// A tenant contract or model-lineage policy refuses the request; the
     /// message names the policy and never another tenant.
     #[error("{0}")]

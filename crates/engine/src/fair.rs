@@ -8,8 +8,11 @@
 //! returns after idling is lifted to the lowest counter among the backlogged
 //! tenants, so it cannot bank idle time and then starve the others.
 //!
+//! A request is charged an estimate when it is served and may be charged
+//! the measured rest when it ends ([`FairQueue::charge_more`]).
+//!
 //! This is the queue's logic only, without threads or timers; the server
-//! wraps it around the blocking pool (`api::search_gate`).
+//! wraps it around the blocking pool (`api::admission`).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -81,6 +84,18 @@ impl<W> FairQueue<W> {
     /// Requests waiting for a slot.
     pub fn waiting(&self) -> usize {
         self.waiting.values().map(VecDeque::len).sum()
+    }
+
+    /// Requests of `tenant` waiting for a slot.
+    pub fn waiting_of(&self, tenant: u64) -> usize {
+        self.waiting.get(&tenant).map_or(0, VecDeque::len)
+    }
+
+    /// Charges `tenant` `cost` more for a request already served: the
+    /// measured rest of a request charged an estimate when it started.
+    pub fn charge_more(&mut self, tenant: u64, cost: u64) {
+        let counter = self.counters.entry(tenant).or_insert(self.floor);
+        *counter = counter.saturating_add(cost);
     }
 
     /// The least-served backlogged tenant's oldest request, charged.
@@ -183,6 +198,27 @@ mod tests {
             work1.abs_diff(work2) <= 8,
             "work served {work1} vs {work2} ({served:?})"
         );
+    }
+
+    #[test]
+    fn work_charged_after_it_ran_shifts_the_shares() {
+        let mut queue = FairQueue::new(1);
+        assert_eq!(queue.arrive(1, 1, 1), Some(1));
+        for _ in 0..10 {
+            assert!(queue.arrive(1, 1, 1).is_none());
+            assert!(queue.arrive(2, 1, 2).is_none());
+        }
+        // Every request is charged 1 when it starts; tenant 1's turn out
+        // to cost 9 more each (a filtered scan), tenant 2's nothing more.
+        let mut order = Vec::new();
+        let mut running = 1;
+        for _ in 0..10 {
+            queue.charge_more(running, if running == 1 { 9 } else { 0 });
+            running = queue.finish().unwrap();
+            order.push(running);
+        }
+        let ones = order.iter().filter(|&&t| t == 1).count();
+        assert!(ones <= 2, "tenant 1 was served {ones} of 10: {order:?}");
     }
 
     #[test]

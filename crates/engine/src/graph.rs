@@ -39,6 +39,11 @@ impl Graph {
         &self.hnsw
     }
 
+    /// The most neighbours a layer-0 node has (hnsw_rs keeps 2·M there).
+    pub(crate) fn max_degree0(&self) -> usize {
+        2 * usize::from(self.hnsw.get_max_nb_connection())
+    }
+
     /// Nodes in the graph, tombstones included.
     pub(crate) fn len(&self) -> usize {
         self.hnsw.get_nb_point()

@@ -30,6 +30,21 @@ impl Registry {
         mut points: Vec<PointInput>,
         embed: &dyn Embed,
     ) -> Result<usize> {
+        self.embed_points(tenant, &mut points, embed)?;
+        self.write(tenant, |t| t.upsert(&points))?;
+        Ok(points.len())
+    }
+
+    /// The first half of [`upsert`](Self::upsert): gives every point sent
+    /// with a text and without a vector the vector of its text. The server
+    /// runs it apart from the write, so that waiting on the encoder holds
+    /// none of the workers that run tenants' reads and writes.
+    pub fn embed_points(
+        &self,
+        tenant: &Tenant,
+        points: &mut [PointInput],
+        embed: &dyn Embed,
+    ) -> Result<()> {
         if points.len() > MAX_BATCH_POINTS {
             return Err(EngineError::invalid(format!(
                 "{} points in one upsert, the limit is {MAX_BATCH_POINTS}",
@@ -51,8 +66,7 @@ impl Registry {
                 points[i].vector = vector;
             }
         }
-        self.write(tenant, |t| t.upsert(&points))?;
-        Ok(points.len())
+        Ok(())
     }
 
     /// Vectors for `texts` (at most [`MAX_EMBED_TEXTS`]) from the encoder

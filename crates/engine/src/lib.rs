@@ -26,6 +26,7 @@ mod request;
 mod spec;
 mod table;
 mod tenant;
+mod work;
 
 pub use config::EngineConfig;
 pub use contract::{Contract, SCOPE_TENANT, Telemetry, Training};
@@ -43,10 +44,11 @@ pub use point::{
     ScoredPoint,
 };
 pub use quota::{Quotas, SearchPermit};
-pub use registry::{AssignTarget, ModelInfo, Registry, TenantInfo, TenantState};
+pub use registry::{Access, AssignTarget, ModelInfo, Registry, TenantInfo, TenantState};
 pub use request::{
     DEFAULT_EF, DEFAULT_K, DEFAULT_SCROLL_LIMIT, MAX_K, MAX_RESPONSE_BYTES, MAX_SCROLL_LIMIT,
-    ScrollPage, SearchRequest,
+    ScrollPage, ScrollRequest, SearchRequest,
 };
 pub use spec::{IndexParams, TenantSpec};
 pub use tenant::Tenant;
+pub use work::Work;

@@ -21,6 +21,7 @@ use super::frozen::FrozenGraph;
 use super::graph::Graph;
 use super::metric::Metric;
 use super::table::PointTable;
+use super::work::Work;
 
 /// When an exact scan beats the graph.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,28 +83,31 @@ pub(crate) struct Query<'a> {
 }
 
 /// The k nearest live points of `table` matching `filter`, closest first,
-/// as (internal id, distance); ties go to the lower id.
+/// as (internal id, distance); ties go to the lower id. Its distances and
+/// payload evaluations are counted against `work`; once `work` is
+/// cancelled its scans end early and the answer is incomplete.
 pub(crate) fn search(
     table: &PointTable,
     graph: Option<&Graph>,
     policy: &ScanPolicy,
     query: &Query<'_>,
     filter: Option<&Filter>,
+    work: &Work,
 ) -> Vec<(u64, f32)> {
-    let scan = |ids: &mut dyn Iterator<Item = u64>| exact(table, query, ids);
+    let scan = |ids: &mut dyn Iterator<Item = u64>| exact(table, query, &mut work.meter(ids));
     let Some(filter) = filter else {
         if policy.choose(table.len(), None) == Plan::Exact {
             return scan(&mut table.iter().map(|(i, _)| i));
         }
-        let found = graph_search(table, graph, query, None);
+        let found = graph_search(table, graph, query, None, work);
         return if found.len() < query.k.min(table.len()) {
             scan(&mut table.iter().map(|(i, _)| i))
         } else {
             found
         };
     };
-    let matching: Vec<u64> = table
-        .iter()
+    let matching: Vec<u64> = work
+        .meter(table.iter())
         .filter(|(_, p)| filter.matches(&p.payload))
         .map(|(i, _)| i)
         .collect();
@@ -112,7 +116,7 @@ pub(crate) fn search(
     }
     let allowed: HashSet<u64> = matching.iter().copied().collect();
     let keep = |id: u64| allowed.contains(&id);
-    let found = graph_search(table, graph, query, Some(&keep));
+    let found = graph_search(table, graph, query, Some(&keep), work);
     if found.len() < query.k.min(matching.len()) {
         scan(&mut matching.iter().copied())
     } else {
@@ -144,11 +148,15 @@ fn graph_search(
     graph: Option<&Graph>,
     query: &Query<'_>,
     keep: Option<&dyn Fn(u64) -> bool>,
+    work: &Work,
 ) -> Vec<(u64, f32)> {
     match (table.frozen(), graph) {
-        (Some(frozen), _) => search_frozen(frozen, table, query, keep),
+        (Some(frozen), _) => search_frozen(frozen, table, query, keep, work),
         (None, None) => Vec::new(),
         (None, Some(graph)) => {
+            // hnsw_rs does not say how many distances it computed: charged
+            // as ef expansions of a full layer-0 neighbour list, its most.
+            work.add((query.ef * graph.max_degree0()) as u64);
             let live = |id: u64| table.contains(id) && keep.is_none_or(|keep| keep(id));
             let check = keep.is_some() || graph.len() > table.len();
             graph
@@ -172,15 +180,16 @@ fn search_frozen(
     table: &PointTable,
     query: &Query<'_>,
     keep: Option<&dyn Fn(u64) -> bool>,
+    work: &Work,
 ) -> Vec<(u64, f32)> {
     let kernel = frozen.kernel();
     let prepared = kernel.prepare(query.vector);
-    let found = frozen.search(&prepared, query.k, query.ef, keep);
+    let found = frozen.search(&prepared, query.k, query.ef, keep, work);
     if table.delta_len() == 0 {
         return found;
     }
-    let delta = table
-        .delta()
+    let delta = work
+        .meter(table.delta())
         .filter(|&id| keep.is_none_or(|keep| keep(id)))
         .filter_map(|id| {
             let point = table.get(id)?;
@@ -265,11 +274,11 @@ mod tests {
             k: 7,
             ef: 64,
         };
-        let found = search(&table, None, &POLICY, &query, None);
+        let found = search(&table, None, &POLICY, &query, None, &Work::new());
         assert_eq!(ids(&found), brute_force(&table, &query, None));
         let broad = group_filter(3);
         // 20 matches of 400: an exact scan of them, whatever the graph.
-        let found = search(&table, None, &POLICY, &query, Some(&broad));
+        let found = search(&table, None, &POLICY, &query, Some(&broad), &Work::new());
         assert_eq!(ids(&found), brute_force(&table, &query, Some(3)));
     }
 
@@ -298,13 +307,20 @@ mod tests {
         };
         let filter = group_filter(5);
         assert_eq!(policy.choose(table.len(), Some(99)), Plan::FilteredGraph);
-        let found = search(&table, Some(&graph), &policy, &query, Some(&filter));
+        let found = search(
+            &table,
+            Some(&graph),
+            &policy,
+            &query,
+            Some(&filter),
+            &Work::new(),
+        );
         assert_eq!(found.len(), 10);
         for (id, _) in &found {
             let point = table.get(*id).expect("a live point");
             assert_eq!(point.payload["group"], json!(5), "point {id}");
         }
-        let unfiltered = search(&table, Some(&graph), &policy, &query, None);
+        let unfiltered = search(&table, Some(&graph), &policy, &query, None, &Work::new());
         assert_eq!(unfiltered.len(), 10);
         assert!(unfiltered.iter().all(|(id, _)| table.contains(*id)));
         let truth = brute_force(&table, &query, None);

@@ -55,12 +55,17 @@ impl SearchRequest {
     pub fn effective_ef(&self) -> usize {
         self.ef.unwrap_or(DEFAULT_EF).max(self.k)
     }
+}
 
-    /// What the search gate charges for this search: its candidate list
-    /// size, the graph work it asks for.
-    pub fn cost(&self) -> u64 {
-        self.effective_ef() as u64
-    }
+/// What one scroll page asks for (see [`Tenant::scroll`](crate::Tenant::scroll)).
+#[derive(Debug, Clone, Copy)]
+pub struct ScrollRequest<'a> {
+    /// Where the previous page ended; None for the first page.
+    pub cursor: Option<&'a str>,
+    pub limit: usize,
+    pub filter: Option<&'a crate::filter::Filter>,
+    pub with_payload: bool,
+    pub with_vector: bool,
 }
 
 /// One page of a scroll; pass `next_cursor` back for the next page.

@@ -3,6 +3,7 @@ use hnsw_rs::hnsw::Hnsw;
 use super::format::FormatError;
 use super::*;
 use crate::metric::{Metric, MetricDistance};
+use crate::work::Work;
 use rand::{Rng, SeedableRng};
 
 fn data(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
@@ -56,7 +57,7 @@ fn finds_the_nearest_under_every_metric() {
         let mut total = 0.0;
         for q in &queries {
             let prepared = frozen.kernel().prepare(q);
-            let found = frozen.search(&prepared, 10, 128, None);
+            let found = frozen.search(&prepared, 10, 128, None, &Work::new());
             assert_eq!(found.len(), 10);
             assert!(
                 found.windows(2).all(|w| w[0].1 <= w[1].1),
@@ -84,7 +85,7 @@ fn dead_nodes_and_filtered_nodes_are_never_returned() {
     let even = |id: u64| id.is_multiple_of(2);
     let mut total = 0.0;
     for q in data(30, 16, 4).iter() {
-        let found = frozen.search(q, 10, 200, Some(&even));
+        let found = frozen.search(q, 10, 200, Some(&even), &Work::new());
         assert_eq!(found.len(), 10);
         for (id, _) in &found {
             assert!(
@@ -106,12 +107,12 @@ fn the_visited_set_is_reset_between_searches() {
     let hnsw = build(&points, Metric::L2);
     let frozen = FrozenGraph::freeze(&hnsw, Metric::L2, 8, u64::MAX, |_| true);
     let q = &points[42];
-    let first = frozen.search(q, 5, 50, None);
+    let first = frozen.search(q, 5, 50, None, &Work::new());
     // Enough searches to wrap the u16 epoch.
     for _ in 0..70_000 {
-        frozen.search(q, 1, 1, None);
+        frozen.search(q, 1, 1, None, &Work::new());
     }
-    assert_eq!(frozen.search(q, 5, 50, None), first);
+    assert_eq!(frozen.search(q, 5, 50, None, &Work::new()), first);
     assert_eq!(first[0].0, 42 * 3 + 7);
 }
 
@@ -132,9 +133,9 @@ fn a_frozen_graph_read_back_from_its_file_answers_the_same() {
         assert_eq!((back.len(), back.covers_below()), (1_500, 99_999));
         for q in data(20, 20, 7) {
             let q = frozen.kernel().prepare(&q);
-            let mut want = frozen.search(&q, 10, 64, None);
+            let mut want = frozen.search(&q, 10, 64, None, &Work::new());
             want.retain(|(id, _)| *id != 7);
-            let got = back.search(&q, 10, 64, None);
+            let got = back.search(&q, 10, 64, None, &Work::new());
             assert_eq!(got[..want.len()], want[..], "{metric}");
         }
         assert!(
@@ -166,7 +167,7 @@ fn a_damaged_frozen_file_is_refused_or_searched_without_panicking() {
         damaged[at] ^= 0xA5;
         if let Ok(graph) = FrozenGraph::from_file(mapped(&damaged), Metric::L2, 16, |_| true) {
             for q in &queries {
-                let found = graph.search(q, 5, 32, None);
+                let found = graph.search(q, 5, 32, None, &Work::new());
                 assert!(found.len() <= 5);
             }
         }

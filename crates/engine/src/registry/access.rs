@@ -9,33 +9,71 @@ use super::{Registry, now_unix_ms};
 use crate::credentials::{Credentials, IssuedToken, TokenInfo};
 use crate::error::{EngineError, Result};
 use crate::name::TenantName;
+use crate::quota::SearchPermit;
 use crate::tenant::Tenant;
+
+/// A caller whose token is bound to the tenant it names, checked in memory
+/// by [`Registry::admit`]: what the server's admission needs (the tenant's
+/// key, its search quota) before the tenant is loaded, and what
+/// [`Registry::handle`] turns into the tenant's handle.
+#[derive(Clone)]
+pub struct Access {
+    entry: Arc<TenantEntry>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("incarnation", &self.key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Access {
+    /// The tenant's key for fair scheduling: its incarnation, so that a
+    /// dropped and recreated name starts afresh.
+    pub fn key(&self) -> u64 {
+        self.entry.record.incarnation
+    }
+
+    /// Whether the tenant is in memory: opening it waits on no disk.
+    pub fn is_loaded(&self) -> bool {
+        self.entry.loaded().is_some()
+    }
+
+    /// Counts a search against the tenant's `max_concurrent_searches`
+    /// quota until the permit drops.
+    pub fn begin_search(&self) -> Result<SearchPermit> {
+        self.entry.limits.begin_search()
+    }
+}
 
 impl Registry {
     /// The handle of `tenant` if `token` is a valid token bound to it: the
-    /// data plane's only way in. A token of another tenant and a tenant that
-    /// does not exist give the same `PermissionDenied`.
+    /// data plane's only way in, [`admit`](Self::admit) and
+    /// [`handle`](Self::handle) in one. A token of another tenant and a tenant
+    /// that does not exist give the same `PermissionDenied`.
     pub fn authorize(&self, token: &str, tenant: &str) -> Result<Arc<Tenant>> {
+        let access = self.admit(token, tenant)?;
+        self.handle(&access)
+    }
+
+    /// Checks in memory, without waiting on a disk, that `token` is bound
+    /// to `tenant`, and takes one request from the tenant's rate budget
+    /// (only for a caller whose token is bound to it).
+    pub fn admit(&self, token: &str, tenant: &str) -> Result<Access> {
         let entry = self.authorized_entry(token, tenant)?;
-        // Counted and loaded only for a caller whose token is bound to it.
         entry.limits.admit_request()?;
-        self.load(&entry).map_err(|e| match e {
+        Ok(Access { entry })
+    }
+
+    /// The admitted tenant's handle, loaded from disk when it is cold (so
+    /// only where blocking is allowed).
+    pub fn handle(&self, access: &Access) -> Result<Arc<Tenant>> {
+        self.load(&access.entry).map_err(|e| match e {
             EngineError::TenantNotFound => EngineError::PermissionDenied,
             other => other,
         })
-    }
-
-    /// As [`Registry::authorize`], for a caller that must not wait on a
-    /// disk (an async worker): `None` when the tenant is not loaded, and
-    /// then nothing is counted; `authorize` it where blocking is allowed.
-    pub fn authorize_loaded(&self, token: &str, tenant: &str) -> Result<Option<Arc<Tenant>>> {
-        let entry = self.authorized_entry(token, tenant)?;
-        let Some(loaded) = entry.loaded() else {
-            return Ok(None);
-        };
-        entry.limits.admit_request()?;
-        self.touch(&entry);
-        Ok(Some(loaded))
     }
 
     /// The entry of `tenant` if `token` is a valid token bound to it.

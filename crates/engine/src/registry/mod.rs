@@ -41,6 +41,7 @@ mod entry;
 mod models;
 mod residency;
 
+pub use access::Access;
 use entry::TenantEntry;
 use models::Models;
 pub use models::{AssignTarget, ModelInfo};

@@ -8,9 +8,11 @@ use crate::filter::Filter;
 use crate::planner::{self, Query, ScanPolicy};
 use crate::point::{Point, ScoredPoint, check_vector};
 use crate::request::{
-    MAX_EF, MAX_K, MAX_RESPONSE_BYTES, MAX_SCROLL_LIMIT, ScrollPage, SearchRequest, check_ids,
+    MAX_EF, MAX_K, MAX_RESPONSE_BYTES, MAX_SCROLL_LIMIT, ScrollPage, ScrollRequest, SearchRequest,
+    check_ids,
 };
 use crate::table::LivePoint;
+use crate::work::Work;
 
 impl Tenant {
     /// The points with these ids, in request order; missing ids are skipped.
@@ -32,12 +34,23 @@ impl Tenant {
 
     /// Number of points, or of points matching `filter`.
     pub fn count(&self, filter: Option<&Filter>) -> Result<usize> {
+        self.count_with(filter, &Work::new())
+    }
+
+    /// [`count`](Self::count), its payload scan counted against `work`
+    /// and stopped once `work` is cancelled.
+    pub fn count_with(&self, filter: Option<&Filter>, work: &Work) -> Result<usize> {
         self.life.check_readable()?;
         let table = self.table.read();
-        Ok(match filter {
+        let count = match filter {
             None => table.len(),
-            Some(f) => table.iter().filter(|(_, p)| f.matches(&p.payload)).count(),
-        })
+            Some(f) => work
+                .meter(table.iter())
+                .filter(|(_, p)| f.matches(&p.payload))
+                .count(),
+        };
+        work.check()?;
+        Ok(count)
     }
 
     /// Points in id order, `limit` at a time.
@@ -49,6 +62,26 @@ impl Tenant {
         with_payload: bool,
         with_vector: bool,
     ) -> Result<ScrollPage> {
+        let page = ScrollRequest {
+            cursor,
+            limit,
+            filter,
+            with_payload,
+            with_vector,
+        };
+        self.scroll_with(&page, &Work::new())
+    }
+
+    /// [`scroll`](Self::scroll), the points it passes over counted against
+    /// `work` and the scan stopped once `work` is cancelled.
+    pub fn scroll_with(&self, page: &ScrollRequest<'_>, work: &Work) -> Result<ScrollPage> {
+        let ScrollRequest {
+            cursor,
+            limit,
+            filter,
+            with_payload,
+            with_vector,
+        } = *page;
         self.life.check_readable()?;
         if !(1..=MAX_SCROLL_LIMIT).contains(&limit) {
             return Err(EngineError::invalid(format!(
@@ -59,8 +92,8 @@ impl Tenant {
             .map(|c| cursor::decode(&self.cursor_key, c))
             .transpose()?;
         let table = self.table.read();
-        let mut candidates = table
-            .iter_from(after.as_deref())
+        let mut candidates = work
+            .meter(table.iter_from(after.as_deref()))
             .filter(|p| filter.is_none_or(|f| f.matches(&p.payload)))
             .peekable();
         let mut budget = ResponseBudget::new();
@@ -83,6 +116,9 @@ impl Tenant {
             (Some(_), Some(last)) => Some(cursor::encode(&self.cursor_key, &last.id)),
             _ => None,
         };
+        drop(candidates);
+        // A cancelled scan ended early: its page would look like the last.
+        work.check()?;
         Ok(ScrollPage {
             points,
             next_cursor,
@@ -92,6 +128,13 @@ impl Tenant {
     /// The k nearest points to the query vector, among those matching the
     /// filter. Never returns fewer than min(k, number of matching points).
     pub fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        self.search_with(request, &Work::new())
+    }
+
+    /// [`search`](Self::search), its distances and payload evaluations
+    /// counted against `work`, and its scans stopped once `work` is
+    /// cancelled.
+    pub fn search_with(&self, request: &SearchRequest, work: &Work) -> Result<Vec<ScoredPoint>> {
         self.life.check_readable()?;
         check_vector(&self.spec, &request.vector)
             .map_err(|r| EngineError::invalid(format!("query {r}")))?;
@@ -121,7 +164,9 @@ impl Tenant {
             &ScanPolicy::of(&self.config),
             &query,
             request.filter.as_ref(),
+            work,
         );
+        work.check()?;
         let mut budget = ResponseBudget::new();
         let mut scored = Vec::with_capacity(hits.len());
         for p in hits

@@ -12,6 +12,7 @@ use crate::filter::Filter;
 use crate::point::{PointInput, validate_batch};
 use crate::request::check_ids;
 use crate::table::LivePoint;
+use crate::work::Work;
 
 impl Tenant {
     /// Inserts or replaces points. The batch is applied whole or not at all;
@@ -94,16 +95,22 @@ impl Tenant {
 
     /// Deletes every point that matches `filter`; returns how many.
     pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
+        self.delete_by_filter_with(filter, &Work::new())
+    }
+
+    /// [`delete_by_filter`](Self::delete_by_filter), its payload scan
+    /// counted against `work`; cancelled before it writes, it deletes
+    /// nothing.
+    pub fn delete_by_filter_with(&self, filter: &Filter, work: &Work) -> Result<usize> {
         self.life.check_writable()?;
         let writer = self.writer.lock();
         self.life.check_writable()?;
-        let matching: Vec<String> = self
-            .table
-            .read()
-            .iter()
+        let matching: Vec<String> = work
+            .meter(self.table.read().iter())
             .filter(|(_, p)| filter.matches(&p.payload))
             .map(|(_, p)| p.id.to_string())
             .collect();
+        work.check()?;
         self.delete_locked(&writer, matching)
     }
 
