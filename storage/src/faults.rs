@@ -20,6 +20,8 @@ pub struct FaultInjector {
     fail_from: AtomicU64,
     /// Fail only the one op at `fail_from`.
     once: AtomicBool,
+    /// Panic instead of failing (a bug, not an I/O error).
+    panic: AtomicBool,
     injected: AtomicU64,
 }
 
@@ -29,6 +31,7 @@ impl Default for FaultInjector {
             ops: AtomicU64::new(0),
             fail_from: AtomicU64::new(u64::MAX),
             once: AtomicBool::new(false),
+            panic: AtomicBool::new(false),
             injected: AtomicU64::new(0),
         }
     }
@@ -39,12 +42,22 @@ impl FaultInjector {
     /// after it until [`clear`](Self::clear).
     pub fn fail_from(&self, n: u64) {
         self.once.store(false, Ordering::SeqCst);
+        self.panic.store(false, Ordering::SeqCst);
         self.arm(n);
     }
 
     /// Only the `n`th write or sync from now fails.
     pub fn fail_once(&self, n: u64) {
         self.once.store(true, Ordering::SeqCst);
+        self.panic.store(false, Ordering::SeqCst);
+        self.arm(n);
+    }
+
+    /// The `n`th write or sync from now panics, once: the way a bug in
+    /// storage or a library under it would end the operation.
+    pub fn panic_once(&self, n: u64) {
+        self.once.store(true, Ordering::SeqCst);
+        self.panic.store(true, Ordering::SeqCst);
         self.arm(n);
     }
 
@@ -76,6 +89,9 @@ impl FaultInjector {
             return Ok(());
         }
         self.injected.fetch_add(1, Ordering::SeqCst);
+        if self.panic.load(Ordering::SeqCst) {
+            panic!("injected panic in {what}");
+        }
         Err(StorageError::io(
             what,
             std::io::Error::other("injected fault"),

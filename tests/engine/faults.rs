@@ -107,3 +107,47 @@ fn a_failed_create_or_drop_leaves_the_tenant_wholly_there_or_wholly_gone() {
     reg.drop_tenant("half").unwrap();
     assert!(reg.list_tenants().is_empty());
 }
+
+/// A panic in a tenant's background maintenance (here: its first graph
+/// snapshot) is caught: the tenant's claim on background work is released,
+/// so the freeze that later writes make due still runs.
+#[test]
+fn a_panic_in_background_maintenance_leaves_later_maintenance_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(FaultInjector::default());
+    // Not dropped if the test fails: closing waits for maintenance, which
+    // would hang instead of failing.
+    let reg = std::mem::ManuallyDrop::new(Registry::open(dir.path(), config(&faults)).unwrap());
+    let t = reg.create_tenant("panicky", spec(8, Metric::L2)).unwrap();
+    // Op 1 is the batch's commit; op 2 the first write of the snapshot
+    // that the background graph build ends with.
+    faults.panic_once(2);
+    t.upsert(&points(7, "first-", 10, 8)).unwrap();
+    wait_for_maintenance(&t);
+    assert_eq!(faults.injected(), 1, "the background snapshot did not run");
+    // 100 more points: a freeze is due (more than 50 outside the graph).
+    t.upsert(&points(8, "more-", 100, 8)).unwrap();
+    wait_for_maintenance(&t);
+    let info = reg.describe_tenant("panicky").unwrap();
+    assert!(
+        info.unfrozen_points < 50,
+        "no maintenance ran after the panic: {} points outside the frozen graph",
+        info.unfrozen_points
+    );
+    assert_eq!(search_ids(&t, &[0.0; 8], 5, None).len(), 5);
+    drop(std::mem::ManuallyDrop::into_inner(reg));
+}
+
+/// Waits for the tenant's background work, failing (not hanging) if it
+/// never ends.
+fn wait_for_maintenance(t: &Arc<bulkhead::engine::Tenant>) {
+    let (done, waited) = std::sync::mpsc::channel();
+    let t = Arc::clone(t);
+    std::thread::spawn(move || {
+        t.wait_for_maintenance();
+        let _ = done.send(());
+    });
+    waited
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("background maintenance never ended: its claim was never released");
+}

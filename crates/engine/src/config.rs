@@ -30,9 +30,22 @@ pub struct EngineConfig {
     /// `Tenant::resident_bytes`) before the least recently used unpinned
     /// ones are evicted to cold. 0: no budget. Default: half of RAM.
     pub memory_budget_bytes: u64,
+    /// Threads that run background maintenance (rebuilds, freezes,
+    /// snapshots) for all tenants together, tenants taking turns. 0: half
+    /// the CPUs, at least one.
+    pub maintenance_threads: usize,
 }
 
 impl EngineConfig {
+    /// The background pool's size (see `maintenance_threads`).
+    pub(crate) fn maintenance_workers(&self) -> usize {
+        match self.maintenance_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
+            n => n,
+        }
+        .max(1)
+    }
+
     /// Points outside the frozen graph that make a tenant of `points`
     /// points due for a freeze.
     pub(crate) fn freeze_threshold(&self, points: usize) -> usize {
@@ -56,6 +69,7 @@ impl Default for EngineConfig {
             freeze_delta_fraction: 1.0 / 32.0,
             freeze_delta_max: 16_384,
             memory_budget_bytes: total_memory_bytes().map_or(0, |total| total / 2),
+            maintenance_threads: 0,
         }
     }
 }

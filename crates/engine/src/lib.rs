@@ -2,6 +2,7 @@
 //! [`Registry`]. It knows nothing of gRPC and never touches RocksDB directly;
 //! no function here takes two tenants or returns data of more than one.
 
+mod background;
 mod candidate;
 mod config;
 mod contract;

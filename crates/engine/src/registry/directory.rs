@@ -69,6 +69,7 @@ impl Registry {
             config: Arc::clone(&self.config),
             node_secret: &self.node_secret,
             limits: Arc::clone(&entry.limits),
+            background: self.background.clone(),
         })?;
         *entry.loaded.write() = Some(Arc::clone(&tenant));
         self.tenants.write().insert(name.clone(), Arc::new(entry));

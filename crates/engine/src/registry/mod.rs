@@ -24,6 +24,7 @@ use std::sync::atomic::AtomicU64;
 use bulkhead_storage::Storage;
 use parking_lot::{Mutex, RwLock};
 
+use crate::background::Background;
 use crate::config::EngineConfig;
 use crate::contract::Contract;
 use crate::credentials::Credentials;
@@ -103,6 +104,8 @@ pub struct Registry {
     uses: AtomicU64,
     /// Registered models and their assignments.
     models: Models,
+    /// The workers every tenant's background maintenance runs on.
+    background: Background,
 }
 
 impl std::fmt::Debug for Registry {
@@ -145,6 +148,7 @@ impl Registry {
         );
         let credentials = Credentials::new(storage.tokens()?);
         let models = Models::load(&storage)?;
+        let background = Background::new(config.maintenance_workers());
         Ok(Registry {
             storage,
             config,
@@ -155,6 +159,7 @@ impl Registry {
             evicting: Mutex::new(()),
             uses: AtomicU64::new(0),
             models,
+            background,
         })
     }
 

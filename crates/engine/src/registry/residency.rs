@@ -53,6 +53,7 @@ impl Registry {
                 config: Arc::clone(&self.config),
                 node_secret: &self.node_secret,
                 limits: Arc::clone(&entry.limits),
+                background: self.background.clone(),
             })?;
             *entry.loaded.write() = Some(Arc::clone(&tenant));
             tracing::debug!(tenant = %entry.name, ms = started.elapsed().as_millis() as u64, "tenant loaded");

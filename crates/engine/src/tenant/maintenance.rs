@@ -1,11 +1,11 @@
-//! Background work on one tenant: rebuild, freeze and snapshot, on at most
-//! one thread per tenant.
+//! Background work on one tenant: rebuild, freeze and snapshot, as steps
+//! on the node's bounded [`Background`](crate::background::Background)
+//! pool, at most one step of this tenant queued or running at a time.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::index::insert_written_since;
 use super::{Index, Tenant, WriterState, freeze_due, load_graph};
@@ -13,28 +13,30 @@ use crate::error::{EngineError, Result};
 use crate::frozen::FrozenGraph;
 use crate::graph::Graph;
 
-/// The tenant's background thread: at most one runs.
+/// The tenant's claim on background work: at most one step is queued or
+/// running.
 #[derive(Debug, Default)]
 pub(super) struct Maintenance {
-    running: AtomicBool,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    claimed: Mutex<bool>,
+    released: Condvar,
 }
 
 impl Maintenance {
-    /// Claims the right to run; false if a run holds it.
+    /// Claims the right to run; false if a step holds it.
     fn claim(&self) -> bool {
-        !self.running.swap(true, Ordering::AcqRel)
+        !std::mem::replace(&mut *self.claimed.lock(), true)
     }
 
     fn release(&self) {
-        self.running.store(false, Ordering::Release);
+        *self.claimed.lock() = false;
+        self.released.notify_all();
     }
 
-    /// Waits for the running thread, if any.
+    /// Waits until no step is queued or running.
     pub(super) fn join(&self) {
-        let running = self.thread.lock().take();
-        if let Some(handle) = running {
-            let _ = handle.join();
+        let mut claimed = self.claimed.lock();
+        while *claimed {
+            self.released.wait(&mut claimed);
         }
     }
 }
@@ -78,8 +80,9 @@ impl Tenant {
         freeze_due(&self.config, &self.table.read())
     }
 
-    /// Starts a background rebuild, freeze or snapshot when one is due and
-    /// none runs.
+    /// Queues a background rebuild, freeze or snapshot when one is due and
+    /// none is queued or running. Callers may hold the writer lock (and
+    /// say whether a snapshot is due): this does not take it.
     pub(super) fn maybe_maintain(&self, snapshot_due: bool) {
         if !(snapshot_due || self.freeze_due() || self.needs_rebuild())
             || self.life.check_writable().is_err()
@@ -87,43 +90,52 @@ impl Tenant {
         {
             return;
         }
+        self.queue_step();
+    }
+
+    /// Whether any maintenance is due; takes the writer lock.
+    fn maintenance_due(&self) -> bool {
+        self.writer.lock().since_snapshot >= self.config.snapshot_every_points
+            || self.freeze_due()
+            || self.needs_rebuild()
+    }
+
+    /// Queues one step on the pool; the claim is held.
+    fn queue_step(&self) {
         let Some(this) = self.this.upgrade() else {
             self.maintenance.release();
             return;
         };
-        let spawned = std::thread::Builder::new()
-            .name("bulkhead-maintain".into())
-            .spawn(move || this.maintain_while_due());
-        match spawned {
-            Ok(handle) => *self.maintenance.thread.lock() = Some(handle),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start background maintenance");
-                self.maintenance.release();
-            }
+        let step = Box::new(move || this.step());
+        if self.background.submit(step).is_err() {
+            self.maintenance.release();
         }
     }
 
-    /// The background thread's body: maintains, and again while writes
-    /// that came meanwhile made more due (they did not start a run).
-    fn maintain_while_due(&self) {
-        loop {
-            let outcome = self.maintain();
-            self.maintenance.release();
-            match outcome {
-                Ok(()) => {}
-                // Evicted or dropped meanwhile: nothing left to do.
-                Err(EngineError::TryAgain | EngineError::TenantNotFound) => break,
-                Err(e) => {
-                    tracing::warn!(tenant = %self.name, error = %e, "background maintenance failed");
-                    break;
-                }
+    /// One step of background work; then, if writes that came meanwhile
+    /// made more due (they could not queue a step), queues again, behind
+    /// the other tenants' steps. A panic in the step is caught here: the
+    /// claim is released and the failure reported, so the tenant's later
+    /// maintenance still runs.
+    fn step(&self) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.maintain()));
+        self.maintenance.release();
+        match outcome {
+            Ok(Ok(())) => {}
+            // Evicted or dropped meanwhile: nothing left to do.
+            Ok(Err(EngineError::TryAgain | EngineError::TenantNotFound)) => return,
+            Ok(Err(e)) => {
+                tracing::warn!(tenant = %self.name, error = %e, "background maintenance failed");
+                return;
             }
-            let due = self.writer.lock().since_snapshot >= self.config.snapshot_every_points
-                || self.freeze_due()
-                || self.needs_rebuild();
-            if !due || !self.maintenance.claim() {
-                break;
+            Err(_) => {
+                tracing::error!(tenant = %self.name, "background maintenance panicked; it runs again after the next write");
+                return;
             }
+        }
+        if self.maintenance_due() && self.life.check_writable().is_ok() && self.maintenance.claim()
+        {
+            self.queue_step();
         }
     }
 

@@ -11,14 +11,15 @@
 //! - [`write`]: upsert and delete.
 //! - [`read`]: get, count, scroll and search (planned by
 //!   [`planner`](crate::planner)).
-//! - [`maintenance`]: the background thread that rebuilds, freezes and
-//!   snapshots; [`lifecycle`]: close, evict and drop, which wait for it.
+//! - [`maintenance`]: the background steps that rebuild, freeze and
+//!   snapshot, on the node's bounded pool; [`lifecycle`]: close, evict and drop, which wait for it.
 
 use std::sync::{Arc, Weak};
 
 use bulkhead_storage::{TenantRecord, TenantStore};
 use parking_lot::{Mutex, RwLock};
 
+use crate::background::Background;
 use crate::config::EngineConfig;
 use crate::cursor::CursorKey;
 use crate::error::{EngineError, Result};
@@ -62,6 +63,7 @@ pub struct Tenant {
     life: Liveness,
     limits: Arc<Limits>,
     maintenance: Maintenance,
+    background: Background,
     this: Weak<Tenant>,
 }
 
@@ -83,6 +85,7 @@ pub(crate) struct Opening<'a> {
     pub(crate) config: Arc<EngineConfig>,
     pub(crate) node_secret: &'a [u8; 32],
     pub(crate) limits: Arc<Limits>,
+    pub(crate) background: Background,
 }
 
 impl Tenant {
@@ -98,6 +101,7 @@ impl Tenant {
             config,
             node_secret,
             limits,
+            background,
         } = opening;
         let next_internal = store.next_internal_id()?;
         let mut table = read_points(&store)?;
@@ -121,6 +125,7 @@ impl Tenant {
             life: Liveness::new(),
             limits,
             maintenance: Maintenance::default(),
+            background,
             this: this.clone(),
         }))
     }
