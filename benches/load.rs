@@ -15,8 +15,9 @@
 //! Noisy neighbour: a victim tenant searches from one client while a
 //! neighbour with a request-rate quota floods the same server at 10x that
 //! quota from 8 clients; the victim's p50/p99 quiet vs during the flood
-//! (and during a flood by a tenant with no quota, where only the fair
-//! search queue protects the victim).
+//! (and during floods by a tenant with no quota, where only admission's
+//! fair queue protects the victim): polite searches, filtered searches
+//! cancelled by a 1 ms deadline, and counts with 4,096-value any lists.
 //!
 //! Soak (`--soak SECONDS`, off by default): mixed load through gRPC for
 //! that long: 4 clients over 20 tenants (searches, upserts, deletes,
@@ -441,39 +442,120 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Searches from `clients` clients of one tenant at `rate` attempts per
-/// second in all, until `stop`: (answered, refused with RESOURCE_EXHAUSTED).
+/// What a flooding tenant sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attack {
+    /// Searches (ef 64), as a busy but polite client would.
+    Searches,
+    /// Filtered searches with a 1 ms deadline: the caller is gone before
+    /// the work ends, so only cancellation bounds what keeps running.
+    CancelledSearches,
+    /// Counts filtered by `match.any` lists of the most values allowed
+    /// (4,096), each a scan of every payload.
+    HugeAnyCounts,
+}
+
+/// A filter that every point of a flooding tenant passes, so that it is
+/// evaluated on every payload.
+fn every_tag() -> bulkhead::proto::Filter {
+    use bulkhead::proto::{Condition, FieldCondition, Filter, condition, field_condition};
+    Filter {
+        must: vec![Condition {
+            condition: Some(condition::Condition::Field(FieldCondition {
+                key: "tag".into(),
+                condition: Some(field_condition::Condition::MatchAny(
+                    bulkhead::proto::MatchAny {
+                        values: (0..4_096)
+                            .map(|i| bulkhead::proto::MatchValue {
+                                value: Some(bulkhead::proto::match_value::Value::Keyword(format!(
+                                    "t{i}"
+                                ))),
+                            })
+                            .collect(),
+                    },
+                )),
+            })),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Sends `attack` from `clients` clients of one tenant at `rate` attempts
+/// per second in all, until `stop`: (answered, refused with
+/// RESOURCE_EXHAUSTED). A call that ran out of its own deadline counts as
+/// answered (sent and given up, which is the attack).
 async fn flood(
-    client: &TenantClient,
+    url: String,
+    tenant: &'static str,
+    token: String,
     set: &Arc<Dataset>,
-    clients: usize,
-    rate: f64,
+    (clients, rate, attack): (usize, f64, Attack),
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(u64, u64), Error> {
+    use bulkhead::proto::points_service_client::PointsServiceClient;
+    use bulkhead::proto::{CountRequest, SearchRequest as WireSearch};
     use std::sync::atomic::Ordering;
+    let channel = tonic::transport::Channel::from_shared(url)?
+        .connect()
+        .await?;
+    let filter = every_tag();
     let period = Duration::from_secs_f64(clients as f64 / rate);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let (client, set, stop) = (client.clone(), Arc::clone(set), Arc::clone(&stop));
+            let mut points = PointsServiceClient::new(channel.clone());
+            let (set, stop, filter) = (Arc::clone(set), Arc::clone(&stop), filter.clone());
+            let bearer: Result<tonic::metadata::MetadataValue<_>, _> =
+                format!("Bearer {token}").parse();
             tokio::spawn(async move {
+                let bearer = bearer?;
                 let (mut ok, mut refused) = (0u64, 0u64);
                 let mut every = tokio::time::interval(period);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) {
                     every.tick().await;
-                    let query = set.queries[i % set.queries.len()].clone();
-                    match client.search(query).k(K as u32).ef(64).send().await {
-                        Ok(_) => ok += 1,
-                        Err(bulkhead_client::Error::Server {
-                            code: tonic::Code::ResourceExhausted,
-                            ..
-                        }) => refused += 1,
-                        Err(e) => return Err(e),
+                    let vector = set.queries[i % set.queries.len()].clone();
+                    let answer = match attack {
+                        Attack::Searches | Attack::CancelledSearches => {
+                            let cancelled = attack == Attack::CancelledSearches;
+                            let mut request = tonic::Request::new(WireSearch {
+                                tenant: tenant.into(),
+                                vector,
+                                k: K as u32,
+                                ef: 64,
+                                filter: cancelled.then(|| filter.clone()),
+                                ..Default::default()
+                            });
+                            if cancelled {
+                                request.set_timeout(Duration::from_millis(1));
+                            }
+                            request
+                                .metadata_mut()
+                                .insert("authorization", bearer.clone());
+                            points.search(request).await.map(drop)
+                        }
+                        Attack::HugeAnyCounts => {
+                            let mut request = tonic::Request::new(CountRequest {
+                                tenant: tenant.into(),
+                                filter: Some(filter.clone()),
+                            });
+                            request
+                                .metadata_mut()
+                                .insert("authorization", bearer.clone());
+                            points.count(request).await.map(drop)
+                        }
+                    };
+                    match answer {
+                        Ok(()) => ok += 1,
+                        Err(s) if s.code() == tonic::Code::ResourceExhausted => refused += 1,
+                        // Gone at its deadline: the client sees a deadline,
+                        // a cancel or the stream it reset.
+                        Err(_) if attack == Attack::CancelledSearches => ok += 1,
+                        Err(s) => return Err(Error::from(s)),
                     }
                     i += clients;
                 }
-                Ok::<_, bulkhead_client::Error>((ok, refused))
+                Ok::<_, Error>((ok, refused))
             })
         })
         .collect();
@@ -705,7 +787,11 @@ fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value
             let batch: Vec<PointInput> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, v)| PointInput::new((c * 1_000 + i).to_string(), v.clone()))
+                .map(|(i, v)| {
+                    let i = c * 1_000 + i;
+                    PointInput::new(i.to_string(), v.clone())
+                        .with_payload(json!({"tag": format!("t{}", i % 100)}))
+                })
                 .collect();
             tenant.upsert(&batch)?;
         }
@@ -732,10 +818,13 @@ fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value
         let mut phases = Vec::new();
         // Warm up, then quiet, then each flood.
         victim_latencies(&victim, set, 1.0).await?;
-        for (phase, flooder, rate) in [
-            ("quiet", None, 0.0),
-            ("neighbour at 10x its quota", Some(1), 10.0 * f64::from(QUOTA_RPS)),
-            ("greedy (no quota) at the same rate", Some(2), 10.0 * f64::from(QUOTA_RPS)),
+        let rate = 10.0 * f64::from(QUOTA_RPS);
+        for (phase, flooder, attack) in [
+            ("quiet", None, Attack::Searches),
+            ("neighbour at 10x its quota", Some(1), Attack::Searches),
+            ("greedy (no quota) at the same rate", Some(2), Attack::Searches),
+            ("greedy: searches cancelled after 1 ms", Some(2), Attack::CancelledSearches),
+            ("greedy: counts with 4,096-value any lists", Some(2), Attack::HugeAnyCounts),
         ] {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let flooding = flooder.map(|f: usize| {
@@ -748,10 +837,14 @@ fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value
                 let name = names[f];
                 std::thread::spawn(move || {
                     let runtime = tokio::runtime::Runtime::new()?;
-                    runtime.block_on(async {
-                        let client = TenantClient::connect(url, name, token).await?;
-                        flood(&client, &set, FLOOD_CLIENTS, rate, stop).await
-                    })
+                    runtime.block_on(flood(
+                        url,
+                        name,
+                        token,
+                        &set,
+                        (FLOOD_CLIENTS, rate, attack),
+                        stop,
+                    ))
                 })
             });
             // Let the flood reach its rate before measuring.
