@@ -61,6 +61,7 @@ impl Registry {
             }
         }
         if !texts.is_empty() {
+            tenant.check_points_quota(points)?;
             let embedded = self.embed_checked(tenant, texts, embed)?;
             for (i, vector) in positions.into_iter().zip(embedded.vectors) {
                 points[i].vector = vector;
@@ -286,6 +287,40 @@ mod tests {
             "{err}"
         );
         assert_eq!(tenant.count(None).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_batch_over_the_points_quota_is_refused_before_the_encoder() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), EngineConfig::default()).unwrap();
+        let quotas = crate::Quotas {
+            max_points: 2,
+            ..crate::Quotas::default()
+        };
+        let tenant = registry
+            .create_tenant_with_quotas("small", TenantSpec::new(4, Metric::L2), quotas)
+            .unwrap();
+        let encoder = Lengths::new(4, BUILTIN);
+        registry
+            .upsert(
+                &tenant,
+                vec![text_point("a", "one"), text_point("b", "two")],
+                &encoder,
+            )
+            .unwrap();
+        let err = registry
+            .upsert(&tenant, vec![text_point("c", "three")], &encoder)
+            .unwrap_err();
+        assert!(err.to_string().contains("quota max_points (2)"), "{err}");
+        assert_eq!(
+            *encoder.calls.lock().unwrap(),
+            [2],
+            "the refused text was embedded"
+        );
+        // Replacing a point's text adds no point: still allowed.
+        registry
+            .upsert(&tenant, vec![text_point("a", "one again")], &encoder)
+            .unwrap();
     }
 
     #[test]

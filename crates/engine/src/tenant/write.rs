@@ -132,6 +132,24 @@ impl Tenant {
         Ok(ids.len())
     }
 
+    /// Checks, before a batch's texts are embedded, that its new ids fit
+    /// the tenant's points quota: a batch the write would refuse never
+    /// costs the encoder anything. (The write checks again, exactly, under
+    /// the writer lock.)
+    pub(crate) fn check_points_quota(&self, points: &[PointInput]) -> Result<()> {
+        let quotas = self.limits.quotas();
+        if quotas.max_points == 0 {
+            return Ok(());
+        }
+        let table = self.table.read();
+        let ids: HashSet<&str> = points.iter().map(|p| p.id.as_str()).collect();
+        let added = ids.iter().filter(|id| table.by_id(id).is_none()).count() as u64;
+        let before = table.len() as u64;
+        let payload = table.payload_bytes();
+        self.limits
+            .check_size(before, before + added, payload, payload)
+    }
+
     /// Checks that a batch keeps the tenant within its point and payload
     /// quotas. Called with the writer lock held, so the table cannot change
     /// between this check and the batch.
