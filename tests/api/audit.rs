@@ -46,12 +46,24 @@ async fn the_audit_passes_on_the_real_server_and_leaves_no_canary() {
     let listed = bulkhead(&url, ADMIN, &["admin", "tenant", "list", "--json"], None);
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(!listed.contains("audit-"), "{listed}");
-    // The text report is one row per layer and says so.
+    // The text report is one row per layer and says so; and a second run
+    // leaves no storage shelf behind (its class is the first run's).
+    let shelves = || {
+        fs_err::read_dir(dir.path().join("shelves"))
+            .unwrap()
+            .count()
+    };
+    let before = shelves();
     let out = bulkhead(&url, ADMIN, &["admin", "audit"], None);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("no leak found"), "{text}");
     assert_eq!(text.matches("PASS").count(), 6, "{text}");
+    assert_eq!(
+        shelves(),
+        before,
+        "an audit run left a storage shelf behind"
+    );
     drop(log);
 }
 
