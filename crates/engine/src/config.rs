@@ -31,8 +31,9 @@ pub struct EngineConfig {
     /// ones are evicted to cold. 0: no budget. Default: half of RAM.
     pub memory_budget_bytes: u64,
     /// Threads that run background maintenance (rebuilds, freezes,
-    /// snapshots) for all tenants together, tenants taking turns. 0: half
-    /// the CPUs, at least one.
+    /// snapshots) for all tenants together, tenants taking turns. 0: one
+    /// per CPU. (Half the CPUs left tombstones of busy tenants waiting
+    /// behind each other's rebuilds on 2 cores.)
     pub maintenance_threads: usize,
 }
 
@@ -40,7 +41,7 @@ impl EngineConfig {
     /// The background pool's size (see `maintenance_threads`).
     pub(crate) fn maintenance_workers(&self) -> usize {
         match self.maintenance_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
         .max(1)

@@ -112,29 +112,36 @@ impl Tenant {
         }
     }
 
-    /// One step of background work; then, if writes that came meanwhile
-    /// made more due (they could not queue a step), queues again, behind
-    /// the other tenants' steps. A panic in the step is caught here: the
-    /// claim is released and the failure reported, so the tenant's later
-    /// maintenance still runs.
+    /// One step of background work; then, if more is due (writes that
+    /// came meanwhile could not queue a step), queues again, behind the
+    /// other tenants' steps. The next step is queued with the claim still
+    /// held, so a wait for maintenance never returns between two steps. A
+    /// panic in the step is caught here: the claim is released and the
+    /// failure reported, so the tenant's later maintenance still runs.
     fn step(&self) {
         let outcome = catch_unwind(AssertUnwindSafe(|| self.maintain()));
-        self.maintenance.release();
-        match outcome {
-            Ok(Ok(())) => {}
+        let succeeded = match outcome {
+            Ok(Ok(())) => true,
             // Evicted or dropped meanwhile: nothing left to do.
-            Ok(Err(EngineError::TryAgain | EngineError::TenantNotFound)) => return,
+            Ok(Err(EngineError::TryAgain | EngineError::TenantNotFound)) => false,
             Ok(Err(e)) => {
                 tracing::warn!(tenant = %self.name, error = %e, "background maintenance failed");
-                return;
+                false
             }
             Err(_) => {
                 tracing::error!(tenant = %self.name, "background maintenance panicked; it runs again after the next write");
-                return;
+                false
             }
+        };
+        let more = || succeeded && self.life.check_writable().is_ok() && self.maintenance_due();
+        if more() {
+            self.queue_step();
+            return;
         }
-        if self.maintenance_due() && self.life.check_writable().is_ok() && self.maintenance.claim()
-        {
+        self.maintenance.release();
+        // A write between the check above and the release could not queue
+        // a step (the claim was held): look once more.
+        if more() && self.maintenance.claim() {
             self.queue_step();
         }
     }
