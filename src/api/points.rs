@@ -30,7 +30,7 @@ pub struct PointsApi {
     admission: Arc<Admission>,
     /// One lock per tenant being loaded: concurrent first requests of a
     /// cold tenant wait here, asynchronously, while one of them loads it.
-    loads: Arc<Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>>,
+    loads: Arc<Loads>,
 }
 
 impl PointsApi {
@@ -89,30 +89,26 @@ impl PointsApi {
     }
 
     /// Loads a cold tenant through admission; concurrent first requests
-    /// wait for that load without holding a thread.
+    /// wait for that load without holding a thread. The load's turn moves
+    /// into its work, so a first request that is cancelled lets the next
+    /// one in only when the load it started has ended.
     async fn load(&self, access: &Access) -> Result<(), Status> {
         if access.is_loaded() {
             return Ok(());
         }
         let key = access.key();
-        let lock = Arc::clone(self.loads.lock().entry(key).or_default());
-        let loaded = {
-            let _turn = lock.lock().await;
-            if access.is_loaded() {
-                Ok(())
-            } else {
-                let (registry, access) = (Arc::clone(&self.registry), access.clone());
-                self.admission
-                    .run(key, move |_| registry.handle(&access).map(drop))
-                    .await
-            }
-        };
-        let mut loads = self.loads.lock();
-        // Only the map's and this request's handles left: nobody waits.
-        if Arc::strong_count(&lock) <= 2 {
-            loads.remove(&key);
+        let pending = PendingLoad::of(&self.loads, key);
+        let turn = Arc::clone(&pending.lock).lock_owned().await;
+        if access.is_loaded() {
+            return Ok(());
         }
-        loaded
+        let (registry, access) = (Arc::clone(&self.registry), access.clone());
+        self.admission
+            .run(key, move |_| {
+                let _turn = turn;
+                registry.handle(&access).map(drop)
+            })
+            .await
     }
 
     /// Runs blocking work of an admitted tenant that holds no worker (it
@@ -132,6 +128,36 @@ impl PointsApi {
             Plane::Data,
         )
         .await
+    }
+}
+
+/// Loads of cold tenants in progress: one lock per tenant.
+type Loads = Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>;
+
+/// A request's interest in a tenant's load; the tenant's lock leaves the
+/// map with the last request that waited for it. (A load whose request was
+/// cancelled leaves its lock until the tenant's next cold load: at most one
+/// per tenant.)
+struct PendingLoad<'a> {
+    loads: &'a Loads,
+    key: u64,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> PendingLoad<'a> {
+    fn of(loads: &'a Loads, key: u64) -> Self {
+        let lock = Arc::clone(loads.lock().entry(key).or_default());
+        PendingLoad { loads, key, lock }
+    }
+}
+
+impl Drop for PendingLoad<'_> {
+    fn drop(&mut self) {
+        let mut loads = self.loads.lock();
+        // Only the map's handle and this one: nobody waits or loads.
+        if Arc::strong_count(&self.lock) <= 2 {
+            loads.remove(&self.key);
+        }
     }
 }
 
