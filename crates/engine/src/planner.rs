@@ -111,6 +111,11 @@ pub(crate) fn search(
         .filter(|(_, p)| filter.matches(&p.payload))
         .map(|(i, _)| i)
         .collect();
+    if work.is_cancelled() {
+        // The scan ended early: its matches are partial, and the caller
+        // answers Cancelled anyway.
+        return Vec::new();
+    }
     if policy.choose(table.len(), Some(matching.len())) == Plan::ExactOfMatches {
         return scan(&mut matching.iter().copied());
     }
