@@ -13,9 +13,10 @@
 //!   payloads evaluated, distances computed) when it ends, so a filtered
 //!   scan costs its tenant what it cost the node.
 //! - **Cancellation frees nothing that still runs**: a request whose caller
-//!   goes away (RST_STREAM, deadline) gives up its place if it was waiting;
-//!   if it was running, its work is cancelled and stops at its next check,
-//!   and its worker is handed on only when the work has really stopped.
+//!   goes away (RST_STREAM, deadline) while it waits is skipped when its
+//!   turn comes (until then it still counts in its tenant's queue); if it
+//!   was running, its work is cancelled and stops at its next check, and
+//!   its worker is handed on only when the work has really stopped.
 
 use std::sync::Arc;
 
