@@ -12,7 +12,7 @@ use crate::error::{EngineError, Result};
 use crate::name::TenantName;
 use crate::quota::Quotas;
 use crate::spec::{TenantSettings, TenantSpec};
-use crate::tenant::{Opening, Tenant};
+use crate::tenant::Tenant;
 
 impl Registry {
     /// Creates a tenant without quotas.
@@ -51,27 +51,21 @@ impl Registry {
             return Err(EngineError::TenantExists);
         }
         let settings = TenantSettings {
-            spec: spec.clone(),
+            spec,
             quotas,
             pinned: false,
             contract,
         };
         let (record, store) = self
             .storage
-            .create_tenant(name.as_str(), spec.trust_class.as_str(), settings.encode()?)?
+            .create_tenant(
+                name.as_str(),
+                settings.spec.trust_class.as_str(),
+                settings.encode()?,
+            )?
             .ok_or(EngineError::TenantExists)?;
         let entry = TenantEntry::cold(name.clone(), record, settings);
-        let tenant = Tenant::open(Opening {
-            name: name.clone(),
-            record: entry.record.clone(),
-            spec,
-            store,
-            config: Arc::clone(&self.config),
-            node_secret: &self.node_secret,
-            limits: Arc::clone(&entry.limits),
-            background: self.background.clone(),
-        })?;
-        *entry.loaded.write() = Some(Arc::clone(&tenant));
+        let tenant = self.open_load(&entry, store)?;
         self.tenants.write().insert(name.clone(), Arc::new(entry));
         self.audit(AuditEvent::TenantCreate {
             tenant: name.as_str(),

@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 use super::audit::AuditEvent;
 use super::entry::TenantEntry;
 use super::{Registry, TenantInfo, now_unix_ms};
+use bulkhead_storage::TenantStore;
+
 use crate::error::{EngineError, Result};
 use crate::name::TenantName;
 use crate::tenant::{Life, Opening, Tenant};
@@ -25,6 +27,24 @@ impl Registry {
         entry.last_used.store(now_unix_ms(), Ordering::Relaxed);
         let tick = self.uses.fetch_add(1, Ordering::Relaxed) + 1;
         entry.last_tick.store(tick, Ordering::Relaxed);
+    }
+
+    /// Opens a load of `entry`'s tenant over its column family and makes
+    /// it the entry's loaded one: the one place a `Tenant` is built, for a
+    /// create and for a cold load.
+    pub(super) fn open_load(&self, entry: &TenantEntry, store: TenantStore) -> Result<Arc<Tenant>> {
+        let tenant = Tenant::open(Opening {
+            name: entry.name.clone(),
+            record: entry.record.clone(),
+            spec: entry.spec.clone(),
+            store,
+            config: Arc::clone(&self.config),
+            node_secret: &self.node_secret,
+            limits: Arc::clone(&entry.limits),
+            background: self.background.clone(),
+        })?;
+        *entry.loaded.write() = Some(Arc::clone(&tenant));
+        Ok(tenant)
     }
 
     /// The entry's tenant, loading it if it is cold (then evicting others
@@ -45,17 +65,7 @@ impl Registry {
             }
             let started = std::time::Instant::now();
             let store = self.storage.open_tenant(&entry.record)?;
-            let tenant = Tenant::open(Opening {
-                name: entry.name.clone(),
-                record: entry.record.clone(),
-                spec: entry.spec.clone(),
-                store,
-                config: Arc::clone(&self.config),
-                node_secret: &self.node_secret,
-                limits: Arc::clone(&entry.limits),
-                background: self.background.clone(),
-            })?;
-            *entry.loaded.write() = Some(Arc::clone(&tenant));
+            let tenant = self.open_load(entry, store)?;
             tracing::debug!(tenant = %entry.name, ms = started.elapsed().as_millis() as u64, "tenant loaded");
             tenant
         };
