@@ -160,7 +160,8 @@ fn graph_search(
         (None, None) => Vec::new(),
         (None, Some(graph)) => {
             // hnsw_rs does not say how many distances it computed: charged
-            // as ef expansions of a full layer-0 neighbour list, its most.
+            // an estimate, ef expansions of a full layer-0 neighbour list
+            // (a filtered search that skips many nodes may do more).
             work.add((query.ef * graph.max_degree0()) as u64);
             let live = |id: u64| table.contains(id) && keep.is_none_or(|keep| keep(id));
             let check = keep.is_some() || graph.len() > table.len();
