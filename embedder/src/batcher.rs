@@ -1,13 +1,23 @@
-//! One bounded queue and one dynamic batcher per trust class. A batch holds
-//! texts of one trust class only: classes never share a queue, a batch, or
-//! the padding of a batch. Sorting by length, to cut padding, happens only
-//! inside a class.
+//! One queue and one dynamic batcher per trust class. A batch holds texts
+//! of one trust class only: classes never share a queue, a batch, or the
+//! padding of a batch.
+//!
+//! Inside a class, the queue is fair across tenants by tokens, not FIFO of
+//! whole requests: each tenant has its own queue of texts, and batches are
+//! filled from them by deficit round robin, each tenant's turn worth
+//! [`QUANTUM_TOKENS`]. One tenant's request of 1,024 long texts therefore
+//! delays another tenant's query by about one batch, not by 1,024 texts. A
+//! tenant may have `queue_capacity` texts waiting; one more is refused
+//! with that limit, never with the class's load (which would tell it how
+//! busy its neighbours are).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokenizers::Encoding;
+use tokio::sync::{Notify, oneshot};
 
 use crate::encoder::Encoder;
 
@@ -15,9 +25,10 @@ use crate::encoder::Encoder;
 pub struct BatchConfig {
     /// Most texts in one encoder call.
     pub max_batch: usize,
-    /// How long the first request of a batch waits for company.
+    /// How long the first text of a batch waits for company.
     pub max_wait: Duration,
-    /// Requests waiting per class before new ones are refused.
+    /// Texts one tenant may have waiting in its class's queue; a request
+    /// that would pass it is refused whole.
     pub queue_capacity: usize,
 }
 
@@ -26,13 +37,13 @@ impl Default for BatchConfig {
         BatchConfig {
             max_batch: 32,
             max_wait: Duration::from_millis(5),
-            queue_capacity: 256,
+            queue_capacity: 4_096,
         }
     }
 }
 
 /// What ran: one entry per encoder call, with the trust classes and
-/// tenants of the requests whose texts it held.
+/// tenants of the texts it held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRecord {
     pub trust_classes: Vec<String>,
@@ -45,17 +56,168 @@ pub struct BatchRecord {
 pub enum BatchError {
     #[error("this sidecar does not serve the trust class of this request")]
     ClassNotServed,
-    #[error("the queue of this trust class is full; retry later")]
-    QueueFull,
+    /// The tenant's own queue is full; the message names its own texts
+    /// waiting and its limit, nothing of other tenants.
+    #[error(
+        "this tenant already has {waiting} texts waiting for the encoder, and may have at most {limit}; these {asked} would pass that limit; retry when its earlier requests are answered"
+    )]
+    QueueFull {
+        waiting: usize,
+        asked: usize,
+        limit: usize,
+    },
     #[error("encoding failed: {0}")]
     Failed(String),
 }
 
+/// What one request's texts encode to, and how many tokens they took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens of the texts encoded (after truncation at the model's limit).
+    pub tokens: u64,
+}
+
+/// A tenant's turn in the round robin is worth this many tokens: a long
+/// text (up to the model's limit, 256 or 512) takes one or two turns, a
+/// short query a fraction of one.
+pub const QUANTUM_TOKENS: usize = 256;
+
+/// One request, answered once each of its texts has its vector.
 struct Job {
-    trust_class: String,
-    tenant: String,
-    texts: Vec<String>,
-    reply: oneshot::Sender<Result<Vec<Vec<f32>>, BatchError>>,
+    reply: Mutex<Option<oneshot::Sender<Result<Encoded, BatchError>>>>,
+    state: Mutex<JobState>,
+}
+
+struct JobState {
+    vectors: Vec<Option<Vec<f32>>>,
+    left: usize,
+    tokens: u64,
+}
+
+impl Job {
+    fn gone(&self) -> bool {
+        lock(&self.reply).as_ref().is_none_or(|r| r.is_closed())
+    }
+
+    fn fail(&self, error: BatchError) {
+        if let Some(reply) = lock(&self.reply).take() {
+            let _ = reply.send(Err(error));
+        }
+    }
+
+    fn deliver(&self, index: usize, vector: Vec<f32>) {
+        let mut state = lock(&self.state);
+        if state.vectors[index].replace(vector).is_none() {
+            state.left -= 1;
+        }
+        if state.left == 0 {
+            let vectors = std::mem::take(&mut state.vectors)
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect();
+            let tokens = state.tokens;
+            drop(state);
+            if let Some(reply) = lock(&self.reply).take() {
+                let _ = reply.send(Ok(Encoded { vectors, tokens }));
+            }
+        }
+    }
+}
+
+/// One text waiting: its request, its place there, its tokens.
+struct Item {
+    job: Arc<Job>,
+    index: usize,
+    encoding: Encoding,
+}
+
+impl Item {
+    fn tokens(&self) -> usize {
+        self.encoding.get_ids().len()
+    }
+}
+
+#[derive(Default)]
+struct TenantQueue {
+    items: VecDeque<Item>,
+    /// Tokens this tenant may still take in the round robin.
+    deficit: usize,
+}
+
+/// The queue of one trust class.
+#[derive(Default)]
+struct Queue {
+    tenants: HashMap<String, TenantQueue>,
+    /// Tenants with texts waiting, in round-robin order.
+    ring: VecDeque<String>,
+    texts: usize,
+}
+
+impl Queue {
+    fn waiting_of(&self, tenant: &str) -> usize {
+        self.tenants.get(tenant).map_or(0, |q| q.items.len())
+    }
+
+    fn push(&mut self, tenant: &str, items: Vec<Item>) {
+        self.texts += items.len();
+        let queue = self.tenants.entry(tenant.to_string()).or_insert_with(|| {
+            self.ring.push_back(tenant.to_string());
+            TenantQueue::default()
+        });
+        queue.items.extend(items);
+    }
+
+    /// Up to `max` texts by deficit round robin: the tenant at the front
+    /// takes texts while its deficit covers them; when it cannot afford its
+    /// next text it gains a quantum and goes to the back. Texts of requests
+    /// whose caller has gone are dropped unencoded.
+    fn take(&mut self, max: usize) -> (Vec<Item>, Vec<String>) {
+        let mut batch = Vec::new();
+        let mut tenants = Vec::new();
+        while batch.len() < max {
+            let Some(tenant) = self.ring.front().cloned() else {
+                break;
+            };
+            let Some(queue) = self.tenants.get_mut(&tenant) else {
+                self.ring.pop_front();
+                continue;
+            };
+            match queue.items.front() {
+                None => {
+                    self.tenants.remove(&tenant);
+                    self.ring.pop_front();
+                }
+                Some(item) if item.job.gone() => {
+                    queue.items.pop_front();
+                    self.texts -= 1;
+                }
+                Some(item) if item.tokens() <= queue.deficit => {
+                    queue.deficit -= item.tokens();
+                    if let Some(item) = queue.items.pop_front() {
+                        self.texts -= 1;
+                        batch.push(item);
+                        if !tenants.contains(&tenant) {
+                            tenants.push(tenant.clone());
+                        }
+                    }
+                }
+                Some(_) => {
+                    queue.deficit += QUANTUM_TOKENS;
+                    self.ring.rotate_left(1);
+                }
+            }
+        }
+        tenants.sort();
+        (batch, tenants)
+    }
+}
+
+/// One trust class: its queue, and the signal its batcher waits on.
+struct Class {
+    name: String,
+    queue: Mutex<Queue>,
+    arrived: Notify,
 }
 
 const RECORDS_KEPT: usize = 4_096;
@@ -65,24 +227,36 @@ const RECORDS_KEPT: usize = 4_096;
 pub const ANY_CLASS: &str = "*";
 
 pub struct Batchers {
-    queues: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+    classes: Mutex<HashMap<String, Arc<Class>>>,
     any_class: bool,
     encoder: Arc<Encoder>,
     config: BatchConfig,
     records: Arc<Mutex<VecDeque<BatchRecord>>>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Batchers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let classes: Vec<String> = self
-            .queues
-            .lock()
-            .map(|q| q.keys().cloned().collect())
-            .unwrap_or_default();
+        let classes: Vec<String> = lock(&self.classes).keys().cloned().collect();
         f.debug_struct("Batchers")
             .field("classes", &classes)
             .field("any_class", &self.any_class)
             .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Drop for Batchers {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Release);
+        for class in lock(&self.classes).values() {
+            class.arrived.notify_one();
+        }
     }
 }
 
@@ -92,75 +266,114 @@ impl Batchers {
     /// on the class's first request.
     pub fn start(classes: &[String], encoder: Arc<Encoder>, config: BatchConfig) -> Self {
         let batchers = Batchers {
-            queues: Mutex::new(HashMap::new()),
+            classes: Mutex::new(HashMap::new()),
             any_class: classes.iter().any(|c| c == ANY_CLASS),
             encoder,
             config,
             records: Arc::new(Mutex::new(VecDeque::new())),
+            stopped: Arc::new(AtomicBool::new(false)),
         };
         {
-            let mut queues = batchers.lock_queues();
+            let mut map = lock(&batchers.classes);
             for class in classes.iter().filter(|c| *c != ANY_CLASS) {
-                let queue = batchers.spawn_batcher();
-                queues.insert(class.clone(), queue);
+                map.insert(class.clone(), batchers.spawn_batcher(class));
             }
         }
         batchers
     }
 
-    fn lock_queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Job>>> {
-        self.queues
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn spawn_batcher(&self) -> mpsc::Sender<Job> {
-        let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+    fn spawn_batcher(&self, name: &str) -> Arc<Class> {
+        let class = Arc::new(Class {
+            name: name.to_string(),
+            queue: Mutex::new(Queue::default()),
+            arrived: Notify::new(),
+        });
         tokio::spawn(batch_loop(
-            rx,
+            Arc::clone(&class),
             Arc::clone(&self.encoder),
             self.config,
             Arc::clone(&self.records),
+            Arc::clone(&self.stopped),
         ));
-        tx
+        class
     }
 
-    /// The queue of `class`; with `*`, started on the class's first request.
-    fn queue(&self, class: &str) -> Option<mpsc::Sender<Job>> {
-        let mut queues = self.lock_queues();
-        if let Some(queue) = queues.get(class) {
-            return Some(queue.clone());
+    /// The class `name`; with `*`, started on the class's first request.
+    fn class(&self, name: &str) -> Option<Arc<Class>> {
+        let mut classes = lock(&self.classes);
+        if let Some(class) = classes.get(name) {
+            return Some(Arc::clone(class));
         }
         if !self.any_class {
             return None;
         }
-        let queue = self.spawn_batcher();
-        queues.insert(class.to_string(), queue.clone());
-        Some(queue)
+        let class = self.spawn_batcher(name);
+        classes.insert(name.to_string(), Arc::clone(&class));
+        Some(class)
     }
 
-    /// Embeds `texts` of `tenant` in a batch of `trust_class`.
+    fn check_room(&self, queue: &Queue, tenant: &str, asked: usize) -> Result<(), BatchError> {
+        let (waiting, limit) = (queue.waiting_of(tenant), self.config.queue_capacity.max(1));
+        if waiting + asked > limit {
+            return Err(BatchError::QueueFull {
+                waiting,
+                asked,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Embeds `texts` of `tenant` in batches of `trust_class`. The texts
+    /// are tokenized here, apart from every other request, then wait in
+    /// the tenant's own queue of the class.
     pub async fn embed(
         &self,
         trust_class: &str,
         tenant: &str,
         texts: Vec<String>,
-    ) -> Result<Vec<Vec<f32>>, BatchError> {
-        let queue = self.queue(trust_class).ok_or(BatchError::ClassNotServed)?;
+    ) -> Result<Encoded, BatchError> {
+        let class = self.class(trust_class).ok_or(BatchError::ClassNotServed)?;
+        if texts.is_empty() {
+            return Ok(Encoded {
+                vectors: Vec::new(),
+                tokens: 0,
+            });
+        }
+        // Refused before the tokenizer's work when the queue is full already.
+        self.check_room(&lock(&class.queue), tenant, texts.len())?;
+        let encoder = Arc::clone(&self.encoder);
+        let encodings = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            encoder.tokenize(&refs)
+        })
+        .await
+        .map_err(|e| BatchError::Failed(e.to_string()))?
+        .map_err(|e| BatchError::Failed(e.to_string()))?;
         let (reply, answer) = oneshot::channel();
-        queue
-            .try_send(Job {
-                trust_class: trust_class.to_string(),
-                tenant: tenant.to_string(),
-                texts,
-                reply,
+        let job = Arc::new(Job {
+            reply: Mutex::new(Some(reply)),
+            state: Mutex::new(JobState {
+                vectors: vec![None; encodings.len()],
+                left: encodings.len(),
+                tokens: encodings.iter().map(|e| e.get_ids().len() as u64).sum(),
+            }),
+        });
+        let items: Vec<Item> = encodings
+            .into_iter()
+            .enumerate()
+            .map(|(index, encoding)| Item {
+                job: Arc::clone(&job),
+                index,
+                encoding,
             })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => BatchError::QueueFull,
-                mpsc::error::TrySendError::Closed(_) => {
-                    BatchError::Failed("the batcher stopped".into())
-                }
-            })?;
+            .collect();
+        {
+            let mut queue = lock(&class.queue);
+            self.check_room(&queue, tenant, items.len())?;
+            queue.push(tenant, items);
+        }
+        class.arrived.notify_one();
         answer
             .await
             .map_err(|_| BatchError::Failed("the batcher dropped the request".into()))?
@@ -168,95 +381,82 @@ impl Batchers {
 
     /// The most recent batches (up to 4,096), oldest first.
     pub fn records(&self) -> Vec<BatchRecord> {
-        self.records
-            .lock()
-            .map(|r| r.iter().cloned().collect())
-            .unwrap_or_default()
+        lock(&self.records).iter().cloned().collect()
     }
 }
 
 async fn batch_loop(
-    mut rx: mpsc::Receiver<Job>,
+    class: Arc<Class>,
     encoder: Arc<Encoder>,
     config: BatchConfig,
     records: Arc<Mutex<VecDeque<BatchRecord>>>,
+    stopped: Arc<AtomicBool>,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        let mut count = jobs[0].texts.len();
+    let max_batch = config.max_batch.max(1);
+    loop {
+        // Wait for a first text, then up to max_wait for company.
+        while lock(&class.queue).texts == 0 {
+            if stopped.load(Ordering::Acquire) {
+                return;
+            }
+            class.arrived.notified().await;
+        }
         let deadline = tokio::time::Instant::now() + config.max_wait;
-        while count < config.max_batch {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(job)) => {
-                    count += job.texts.len();
-                    jobs.push(job);
-                }
-                _ => break,
+        while lock(&class.queue).texts < max_batch {
+            if tokio::time::timeout_at(deadline, class.arrived.notified())
+                .await
+                .is_err()
+            {
+                break;
             }
         }
-        // (job, text) positions, sorted by length so each chunk pads little.
-        let mut order: Vec<(usize, usize)> = jobs
-            .iter()
-            .enumerate()
-            .flat_map(|(j, job)| (0..job.texts.len()).map(move |t| (j, t)))
-            .collect();
-        order.sort_by_key(|&(j, t)| jobs[j].texts[t].len());
-        let texts: Vec<String> = order
-            .iter()
-            .map(|&(j, t)| jobs[j].texts[t].clone())
-            .collect();
-        let distinct = |f: fn(&Job) -> &String| {
-            let mut v: Vec<String> = jobs.iter().map(|j| f(j).clone()).collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        let (classes, tenants) = (distinct(|j| &j.trust_class), distinct(|j| &j.tenant));
-        let (encoder_ref, max_batch) = (Arc::clone(&encoder), config.max_batch.max(1));
-        let encoded = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::with_capacity(texts.len());
-            let mut sizes = Vec::new();
-            for chunk in texts.chunks(max_batch) {
-                let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                out.extend(encoder_ref.encode(&refs).map_err(|e| e.to_string())?);
-                sizes.push(chunk.len());
-            }
-            Ok::<_, String>((out, sizes))
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
-        match encoded {
-            Ok((vectors, sizes)) => {
-                if let Ok(mut log) = records.lock() {
-                    for texts in sizes {
-                        if log.len() == RECORDS_KEPT {
-                            log.pop_front();
-                        }
-                        log.push_back(BatchRecord {
-                            trust_classes: classes.clone(),
-                            tenants: tenants.clone(),
-                            texts,
-                        });
-                    }
-                }
-                let mut per_job: Vec<Vec<Option<Vec<f32>>>> =
-                    jobs.iter().map(|j| vec![None; j.texts.len()]).collect();
-                for ((j, t), v) in order.into_iter().zip(vectors) {
-                    per_job[j][t] = Some(v);
-                }
-                for (job, vectors) in jobs.into_iter().zip(per_job) {
-                    let _ = job.reply.send(Ok(vectors
-                        .into_iter()
-                        .map(Option::unwrap_or_default)
-                        .collect()));
-                }
-            }
-            Err(e) => {
-                for job in jobs {
-                    let _ = job.reply.send(Err(BatchError::Failed(e.clone())));
-                }
+        let (items, tenants) = lock(&class.queue).take(max_batch);
+        if items.is_empty() {
+            continue;
+        }
+        let texts = items.len();
+        let (targets, encodings): (Vec<(Arc<Job>, usize)>, Vec<Encoding>) = items
+            .into_iter()
+            .map(|item| ((item.job, item.index), item.encoding))
+            .unzip();
+        let encoder = Arc::clone(&encoder);
+        let encoded = tokio::task::spawn_blocking(move || encode_batch(&encoder, &encodings))
+            .await
+            .unwrap_or_else(|e| vec![Err(e.to_string()); texts]);
+        let mut log = lock(&records);
+        if log.len() == RECORDS_KEPT {
+            log.pop_front();
+        }
+        log.push_back(BatchRecord {
+            trust_classes: vec![class.name.clone()],
+            tenants,
+            texts,
+        });
+        drop(log);
+        for ((job, index), vector) in targets.into_iter().zip(encoded) {
+            match vector {
+                Ok(vector) => job.deliver(index, vector),
+                Err(e) => job.fail(BatchError::Failed(e)),
             }
         }
+    }
+}
+
+/// Encodes one batch in one call. Should that call fail, each text is
+/// encoded alone, so that a failure fails only the requests of the texts
+/// that fail alone, never their batch neighbours'.
+fn encode_batch(encoder: &Encoder, encodings: &[Encoding]) -> Vec<Result<Vec<f32>, String>> {
+    let refs: Vec<&Encoding> = encodings.iter().collect();
+    match encoder.encode_tokenized(&refs) {
+        Ok(vectors) if vectors.len() == encodings.len() => vectors.into_iter().map(Ok).collect(),
+        Ok(_) | Err(_) => refs
+            .iter()
+            .map(|e| {
+                encoder
+                    .encode_tokenized(std::slice::from_ref(e))
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut v| v.pop().ok_or_else(|| "no vector".to_string()))
+            })
+            .collect(),
     }
 }

@@ -161,13 +161,27 @@ impl Encoder {
     /// batch (other tenants' texts of its trust class): padding to the
     /// batch's longest text changed the low bits of the others' vectors.
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let encodings = self.tokenize(texts)?;
+        self.encode_tokenized(&encodings.iter().collect::<Vec<_>>())
+    }
+
+    /// The first half of [`encode`](Self::encode): each text's tokens,
+    /// truncated at the model's limit. The batcher tokenizes a request's
+    /// texts before they join a queue, so a text the tokenizer refuses
+    /// fails its own request only, and each text's cost (its tokens) is
+    /// known when it is scheduled.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<tokenizers::Encoding>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self
-            .tokenizer
+        self.tokenizer
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| EmbedderError::Tokenizer(e.to_string()))?;
+            .map_err(|e| EmbedderError::Tokenizer(e.to_string()))
+    }
+
+    /// The second half of [`encode`](Self::encode): one vector per
+    /// encoding, in order.
+    pub fn encode_tokenized(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
         let widths: Vec<usize> = encodings
             .iter()
             .map(|e| padded_width(e.get_ids().len(), self.max_seq_length))
@@ -176,8 +190,7 @@ impl Encoder {
         order.sort_by_key(|&i| widths[i]);
         let mut out = vec![Vec::new(); encodings.len()];
         for group in order.chunk_by(|&a, &b| widths[a] == widths[b]) {
-            let members: Vec<&tokenizers::Encoding> =
-                group.iter().map(|&i| &encodings[i]).collect();
+            let members: Vec<&tokenizers::Encoding> = group.iter().map(|&i| encodings[i]).collect();
             let vectors = self.encode_group(&members, widths[group[0]])?;
             for (&i, vector) in group.iter().zip(vectors) {
                 out[i] = vector;

@@ -7,8 +7,9 @@
 //! default model, all-MiniLM-L6-v2, into `$BULKHEAD_MODELS_DIR`.
 //!
 //! The sidecar (`bulkhead-embedder`) serves `bulkhead.v1.EmbedderService`
-//! to the Bulkhead server only (a shared secret), with one queue and one
-//! batcher per trust class and a cache keyed by tenant, model and text.
+//! to the Bulkhead server only (a shared secret), with one batcher per
+//! trust class, fair across the class's tenants by tokens, and a cache
+//! keyed by tenant, model and text, with a share of its capacity per tenant.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -21,7 +22,9 @@ mod models_dir;
 mod pooling;
 mod service;
 
-pub use batcher::{ANY_CLASS, BatchConfig, BatchError, BatchRecord, Batchers};
+pub use batcher::{
+    ANY_CLASS, BatchConfig, BatchError, BatchRecord, Batchers, Encoded, QUANTUM_TOKENS,
+};
 pub use cache::{CacheCounters, EmbeddingCache};
 pub use encoder::Encoder;
 pub use error::{EmbedderError, Result};

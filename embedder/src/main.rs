@@ -50,12 +50,17 @@ struct Args {
     /// Milliseconds a request waits for others of its class.
     #[arg(long, default_value_t = 5)]
     max_wait_ms: u64,
-    /// Requests waiting per class before RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = 256)]
+    /// Texts one tenant may have waiting in its class's queue; a request
+    /// that would pass it is RESOURCE_EXHAUSTED, naming this limit.
+    #[arg(long, default_value_t = 4_096)]
     queue: usize,
-    /// Embedding cache size in MiB.
+    /// Embedding cache size in MiB, all tenants together.
     #[arg(long, default_value_t = 256)]
     cache_mib: usize,
+    /// The most MiB of the cache one tenant's entries may take: its own
+    /// entries make room for its new ones, never another tenant's.
+    #[arg(long, default_value_t = 16)]
+    cache_tenant_mib: usize,
     /// Run as a child of `bulkhead serve`: print `listening <addr>` on stdout
     /// once serving, and stop when stdin closes (the parent is gone).
     #[arg(long, hide = true)]
@@ -96,7 +101,10 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
         Arc::new(encoder),
         config,
     ));
-    let cache = Arc::new(EmbeddingCache::new(args.cache_mib << 20));
+    let cache = Arc::new(EmbeddingCache::with_tenant_share(
+        args.cache_mib << 20,
+        args.cache_tenant_mib << 20,
+    ));
     let api = EmbedderApi::new(args.secret, args.model, digest, batchers, cache);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter

@@ -112,21 +112,23 @@ impl server::embedder_service_server::EmbedderService for EmbedderApi {
             .map(|t| self.cache.get(&r.tenant, &self.model, t))
             .collect();
         let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
+        let mut tokens = 0;
         if !missing.is_empty() {
             let texts: Vec<String> = missing.iter().map(|&i| r.texts[i].clone()).collect();
-            let vectors = self
+            let encoded = self
                 .batchers
                 .embed(&r.trust_class, &r.tenant, texts)
                 .await
                 .map_err(|e| match e {
                     BatchError::ClassNotServed => Status::permission_denied(e.to_string()),
-                    BatchError::QueueFull => Status::resource_exhausted(e.to_string()),
+                    BatchError::QueueFull { .. } => Status::resource_exhausted(e.to_string()),
                     _ => {
                         tracing::error!(error = %e, "encoding failed");
                         Status::internal("encoding failed")
                     }
                 })?;
-            for (&i, vector) in missing.iter().zip(vectors) {
+            tokens = encoded.tokens;
+            for (&i, vector) in missing.iter().zip(encoded.vectors) {
                 let vector: Arc<[f32]> = vector.into();
                 self.cache
                     .put(&r.tenant, &self.model, &r.texts[i], Arc::clone(&vector));
@@ -142,6 +144,7 @@ impl server::embedder_service_server::EmbedderService for EmbedderApi {
                 .collect(),
             model: self.model.clone(),
             model_digest: self.model_digest.clone(),
+            tokens,
         }))
     }
 

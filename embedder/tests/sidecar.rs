@@ -188,7 +188,7 @@ async fn the_sidecar_refuses_strangers_other_classes_bad_input_and_floods() {
         BatchConfig {
             max_batch: 8,
             max_wait: Duration::from_millis(1),
-            queue_capacity: 1,
+            queue_capacity: 64,
         },
     )
     .await;
@@ -231,12 +231,22 @@ async fn the_sidecar_refuses_strangers_other_classes_bad_input_and_floods() {
         Code::NotFound
     );
 
-    // A queue of one, flooded: some requests are refused, none hang.
+    // One tenant floods its queue of 64 texts: some of its requests are
+    // refused with its own limit, none hang, and a quiet tenant of the same
+    // class, asking at the same time, is never refused.
     let flood: Vec<_> = (0..12)
         .map(|i| {
             let client = sidecar.client.clone();
             let t = texts(&format!("flood{i}"), 32);
-            tokio::spawn(async move { embed(&client, SECRET, &format!("t{i}"), "gold", &t).await })
+            tokio::spawn(async move { embed(&client, SECRET, "flooder", "gold", &t).await })
+        })
+        .collect();
+    // Two requests of 32: within the quiet tenant's own 64.
+    let quiet: Vec<_> = (0..2)
+        .map(|i| {
+            let client = sidecar.client.clone();
+            let t = texts(&format!("quiet{i}"), 32);
+            tokio::spawn(async move { embed(&client, SECRET, "quiet", "gold", &t).await })
         })
         .collect();
     let mut refused = 0;
@@ -245,9 +255,79 @@ async fn the_sidecar_refuses_strangers_other_classes_bad_input_and_floods() {
             Ok(r) => assert_eq!(r.embeddings.len(), 32),
             Err(e) => {
                 assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+                assert!(
+                    e.message().contains("this tenant already has")
+                        && e.message().contains("may have at most 64"),
+                    "the refusal names the tenant's own limit: {e}"
+                );
                 refused += 1;
             }
         }
     }
     assert!(refused > 0, "a full queue refuses with RESOURCE_EXHAUSTED");
+    for q in quiet {
+        let answer = q.await.unwrap();
+        assert_eq!(
+            answer
+                .expect("the quiet tenant was refused")
+                .embeddings
+                .len(),
+            32
+        );
+    }
+}
+
+/// Inside a class the queue is fair across tenants: a tenant's one text,
+/// sent while another tenant's 512 are queued, runs within the next batches,
+/// not behind the 512.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_flood_delays_another_tenant_of_its_class_by_about_a_batch() {
+    let sidecar = start(
+        &["shared"],
+        BatchConfig {
+            max_batch: 32,
+            max_wait: Duration::from_millis(1),
+            queue_capacity: 4_096,
+        },
+    )
+    .await;
+    let flood: Vec<_> = (0..8)
+        .map(|i| {
+            let client = sidecar.client.clone();
+            let t = texts(&format!("flood{i}"), 64);
+            tokio::spawn(async move { embed(&client, SECRET, "flooder", "shared", &t).await })
+        })
+        .collect();
+    // Once the flood is being encoded ...
+    while sidecar.batchers.records().is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let before = sidecar.batchers.records().len();
+    let one = vec!["one question of the quiet tenant".to_string()];
+    let answer = embed(&sidecar.client, SECRET, "quiet", "shared", &one)
+        .await
+        .unwrap();
+    assert_eq!(answer.embeddings.len(), 1);
+    assert!(answer.tokens > 0, "the answer says the tokens it took");
+    let records = sidecar.batchers.records();
+    let at = records
+        .iter()
+        .position(|r| r.tenants.iter().any(|t| t == "quiet"))
+        .expect("the quiet tenant's batch is recorded");
+    for f in flood {
+        f.await.unwrap().unwrap();
+    }
+    let flood_after: usize = sidecar.batchers.records()[at + 1..]
+        .iter()
+        .map(|r| r.texts)
+        .sum();
+    assert!(
+        at <= before + 2,
+        "the quiet tenant's text waited {} batches behind the flood",
+        at - before
+    );
+    assert!(
+        flood_after >= 256,
+        "most of the flood ({flood_after} of 512 texts) ran after the quiet text"
+    );
 }
