@@ -232,6 +232,7 @@ pub(crate) fn quotas(q: Option<proto::Quotas>) -> Quotas {
         max_requests_per_second: q.max_requests_per_second,
         max_concurrent_searches: q.max_concurrent_searches,
         max_payload_bytes: q.max_payload_bytes,
+        max_embedding_tokens_per_minute: q.max_embedding_tokens_per_minute,
     }
 }
 
@@ -241,6 +242,7 @@ pub(crate) fn quotas_out(q: Quotas) -> proto::Quotas {
         max_requests_per_second: q.max_requests_per_second,
         max_concurrent_searches: q.max_concurrent_searches,
         max_payload_bytes: q.max_payload_bytes,
+        max_embedding_tokens_per_minute: q.max_embedding_tokens_per_minute,
     }
 }
 

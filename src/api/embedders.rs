@@ -176,6 +176,7 @@ impl Embed for Embedders {
             vectors: answer.embeddings.into_iter().map(|e| e.values).collect(),
             model: answer.model,
             model_digest: answer.model_digest,
+            tokens: answer.tokens,
         })
     }
 }

@@ -98,6 +98,56 @@ async fn texts_are_embedded_by_the_sidecar_of_the_tenants_class() {
     child.wait().unwrap();
 }
 
+/// Texts are charged by the tokens the real model ran for them: a request
+/// runs while the tenant's minute is not spent, and the next waits, with
+/// a message naming the tenant's own quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedding_is_charged_by_tokens_against_the_tenants_quota() {
+    let (mut child, url) = sidecar();
+    let urls = HashMap::from([("default".to_string(), url)]);
+    let server = TestServer::start_with(Embedders::new(SECRET.into(), &urls).unwrap()).await;
+    let spec = proto::TenantSpec {
+        dimension: 384,
+        metric: proto::Metric::Cosine as i32,
+        trust_class: "default".into(),
+        ..Default::default()
+    };
+    let quotas = proto::Quotas {
+        max_embedding_tokens_per_minute: 10,
+        ..Default::default()
+    };
+    let metered = server
+        .tenant_with_quotas("metered", spec.clone(), Some(quotas))
+        .await;
+    let free = server.tenant_with("free", spec).await;
+    let embed = |token: &str, tenant: &str, text: &str| {
+        let request = Auth(token).r(proto::PointsServiceEmbedRequest {
+            tenant: tenant.into(),
+            texts: vec![text.into()],
+        });
+        let mut client = server.points();
+        async move { client.embed(request).await }
+    };
+    // Three long texts' worth of tokens in one request of one text.
+    let long = "the quarterly report of the flooded compartment ".repeat(3);
+    embed(&metered, "metered", &long).await.unwrap();
+    let err = embed(&metered, "metered", "short").await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(
+        err.message()
+            .contains("quota max_embedding_tokens_per_minute (10) used up"),
+        "{}",
+        err.message()
+    );
+    // Another tenant of the same class is not charged for it.
+    for _ in 0..3 {
+        embed(&free, "free", &long).await.unwrap();
+    }
+    server.stop().await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn text_point(id: &str, text: &str) -> proto::Point {
     proto::Point {
         id: id.into(),

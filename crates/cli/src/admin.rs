@@ -128,6 +128,9 @@ struct QuotaArgs {
     /// Most bytes of JSON payload in total.
     #[arg(long)]
     max_payload_bytes: Option<u64>,
+    /// Most tokens the embedder may encode for the tenant per minute.
+    #[arg(long)]
+    max_embedding_tokens_per_minute: Option<u64>,
 }
 
 impl QuotaArgs {
@@ -137,6 +140,7 @@ impl QuotaArgs {
             max_requests_per_second: self.max_requests_per_second.unwrap_or(0),
             max_concurrent_searches: self.max_concurrent_searches.unwrap_or(0),
             max_payload_bytes: self.max_payload_bytes.unwrap_or(0),
+            max_embedding_tokens_per_minute: self.max_embedding_tokens_per_minute.unwrap_or(0),
         }
     }
 }
@@ -355,6 +359,7 @@ fn tenant_json(t: &proto::TenantInfo) -> serde_json::Value {
             "max_requests_per_second": quotas.max_requests_per_second,
             "max_concurrent_searches": quotas.max_concurrent_searches,
             "max_payload_bytes": quotas.max_payload_bytes,
+            "max_embedding_tokens_per_minute": quotas.max_embedding_tokens_per_minute,
         },
         "created_unix_ms": t.created_unix_ms,
         "last_used_unix_ms": (t.last_used_unix_ms > 0).then_some(t.last_used_unix_ms),

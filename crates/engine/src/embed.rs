@@ -25,6 +25,9 @@ pub struct Embedded {
     pub model: String,
     /// The SHA-256 of the model's weights, as the encoder computed it.
     pub model_digest: String,
+    /// Tokens the encoder ran (cache hits take none): what the tenant's
+    /// `max_embedding_tokens_per_minute` is charged.
+    pub tokens: u64,
 }
 
 /// No encoder: every text is refused with [`EmbedFailure::NotConfigured`].

@@ -108,7 +108,9 @@ impl Registry {
 
     /// Embeds `texts` in chunks, checking each answer's model against the
     /// tenant's contract and lineage, and its vectors against the tenant's
-    /// dimension. The answer names the last chunk's model.
+    /// dimension. The answer names the last chunk's model. Each chunk is
+    /// sent only while the tenant's embedding budget is not spent, and is
+    /// charged the tokens the encoder ran for it.
     fn embed_checked(
         &self,
         tenant: &Tenant,
@@ -121,14 +123,19 @@ impl Registry {
             vectors: Vec::with_capacity(expected),
             model: String::new(),
             model_digest: String::new(),
+            tokens: 0,
         };
         let mut texts = texts.into_iter().peekable();
         while texts.peek().is_some() {
             let chunk: Vec<String> = texts.by_ref().take(MAX_EMBED_TEXTS).collect();
             let sent = chunk.len();
+            tenant.limits().check_embedding()?;
             let answer = embed
                 .embed(&tenant.spec().trust_class, tenant.incarnation(), chunk)
                 .map_err(EngineError::Embedder)?;
+            // Charged whatever happens next: the encoder did the work.
+            tenant.limits().charge_embedding(answer.tokens);
+            all.tokens += answer.tokens;
             // The model that answered must be one this tenant's contract
             // and its lineage allow; the vectors are discarded otherwise.
             self.check_embedding_model(tenant, &answer.model_digest)?;
@@ -217,6 +224,8 @@ mod tests {
                 vectors,
                 model: "lengths".into(),
                 model_digest: self.digest.into(),
+                // One token per byte, as far as the quota is concerned.
+                tokens: texts.iter().map(|t| t.len() as u64).sum(),
             })
         }
     }
@@ -287,6 +296,45 @@ mod tests {
             "{err}"
         );
         assert_eq!(tenant.count(None).unwrap(), 0);
+    }
+
+    #[test]
+    fn texts_are_charged_by_tokens_and_refused_once_the_minute_is_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), EngineConfig::default()).unwrap();
+        let quotas = crate::Quotas {
+            max_embedding_tokens_per_minute: 100,
+            ..crate::Quotas::default()
+        };
+        let tenant = registry
+            .create_tenant_with_quotas("budget", TenantSpec::new(4, Metric::L2), quotas)
+            .unwrap();
+        let encoder = Lengths::new(4, BUILTIN);
+        // One request, many texts: 120 tokens, more than the minute holds.
+        // It runs (the budget was not spent when it was sent) ...
+        let long: Vec<PointInput> = (0..12)
+            .map(|i| text_point(&format!("p{i}"), "0123456789"))
+            .collect();
+        registry.upsert(&tenant, long, &encoder).unwrap();
+        // ... and everything after it waits for the budget to refill.
+        let err = registry
+            .upsert(&tenant, vec![text_point("q", "x")], &encoder)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("quota max_embedding_tokens_per_minute (100) used up"),
+            "{err}"
+        );
+        let err = registry
+            .embed_query(&tenant, "what".into(), &encoder)
+            .unwrap_err();
+        assert!(matches!(err, EngineError::QuotaExceeded(_)), "{err}");
+        assert_eq!(
+            *encoder.calls.lock().unwrap(),
+            [12],
+            "a refused text was sent"
+        );
+        assert_eq!(tenant.count(None).unwrap(), 12);
     }
 
     #[test]

@@ -27,6 +27,44 @@ pub struct Quotas {
     pub max_concurrent_searches: u32,
     /// Bytes of JSON payload the tenant's points may hold in total.
     pub max_payload_bytes: u64,
+    /// Tokens the embedder may encode for the tenant per minute (texts of
+    /// upserts, text queries and Embed; cache hits cost nothing). Charged
+    /// after each call with the tokens the encoder ran; a call is refused
+    /// while the minute's budget is spent.
+    pub max_embedding_tokens_per_minute: u64,
+}
+
+/// How the first four quotas are stored in a tenant's record (quotas
+/// added later are stored at the record's end: see `spec::Stored`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct StoredQuotas {
+    max_points: u64,
+    max_requests_per_second: u32,
+    max_concurrent_searches: u32,
+    max_payload_bytes: u64,
+}
+
+impl From<Quotas> for StoredQuotas {
+    fn from(q: Quotas) -> StoredQuotas {
+        StoredQuotas {
+            max_points: q.max_points,
+            max_requests_per_second: q.max_requests_per_second,
+            max_concurrent_searches: q.max_concurrent_searches,
+            max_payload_bytes: q.max_payload_bytes,
+        }
+    }
+}
+
+impl StoredQuotas {
+    pub(crate) fn with_embedding(self, max_embedding_tokens_per_minute: u64) -> Quotas {
+        Quotas {
+            max_points: self.max_points,
+            max_requests_per_second: self.max_requests_per_second,
+            max_concurrent_searches: self.max_concurrent_searches,
+            max_payload_bytes: self.max_payload_bytes,
+            max_embedding_tokens_per_minute,
+        }
+    }
 }
 
 /// The live side of a tenant's quotas, shared by every load of the tenant.
@@ -34,6 +72,9 @@ pub struct Quotas {
 pub(crate) struct Limits {
     quotas: RwLock<Quotas>,
     bucket: Mutex<Bucket>,
+    /// Embedding tokens left of the last minute's budget; below zero after
+    /// a call that took more than was left (the call ran, the next waits).
+    tokens: Mutex<Bucket>,
     searches: AtomicU32,
 }
 
@@ -63,6 +104,10 @@ impl Limits {
                 tokens: f64::from(quotas.max_requests_per_second),
                 refilled: Instant::now(),
             }),
+            tokens: Mutex::new(Bucket {
+                tokens: quotas.max_embedding_tokens_per_minute as f64,
+                refilled: Instant::now(),
+            }),
             searches: AtomicU32::new(0),
         })
     }
@@ -75,6 +120,50 @@ impl Limits {
         *self.quotas.write() = quotas;
         let mut bucket = self.bucket.lock();
         bucket.tokens = bucket.tokens.min(f64::from(quotas.max_requests_per_second));
+        let mut tokens = self.tokens.lock();
+        tokens.tokens = tokens
+            .tokens
+            .min(quotas.max_embedding_tokens_per_minute as f64);
+    }
+
+    /// Refuses a call to the embedder while the tenant's embedding budget
+    /// of the last minute is spent.
+    pub(crate) fn check_embedding(&self) -> Result<()> {
+        let per_minute = self.quotas.read().max_embedding_tokens_per_minute;
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let left = self.refill_tokens(per_minute);
+        if left <= 0.0 {
+            let wait = (1.0 - left) * 60.0 / per_minute as f64;
+            return Err(EngineError::QuotaExceeded(format!(
+                "quota max_embedding_tokens_per_minute ({per_minute}) used up: this tenant's texts took its tokens of the last minute; retry in {:.0} s",
+                wait.ceil().max(1.0)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Charges the tokens an embedder call ran.
+    pub(crate) fn charge_embedding(&self, tokens: u64) {
+        let per_minute = self.quotas.read().max_embedding_tokens_per_minute;
+        if per_minute == 0 || tokens == 0 {
+            return;
+        }
+        self.refill_tokens(per_minute);
+        self.tokens.lock().tokens -= tokens as f64;
+    }
+
+    /// Refills the embedding budget for the time since the last refill (at
+    /// most one minute's worth held) and says what is left.
+    fn refill_tokens(&self, per_minute: u64) -> f64 {
+        let per_minute = per_minute as f64;
+        let mut bucket = self.tokens.lock();
+        let now = Instant::now();
+        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_minute / 60.0).min(per_minute);
+        bucket.refilled = now;
+        bucket.tokens
     }
 
     /// Takes one request from the rate budget.
@@ -163,6 +252,24 @@ mod tests {
         for _ in 0..1_000 {
             limits.admit_request().unwrap();
         }
+    }
+
+    #[test]
+    fn embedding_tokens_are_charged_after_and_refused_while_spent() {
+        let limits = Limits::new(Quotas {
+            max_embedding_tokens_per_minute: 600,
+            ..Quotas::default()
+        });
+        limits.check_embedding().unwrap();
+        // One call may take more than is left: it ran, the next waits.
+        limits.charge_embedding(1_000);
+        let err = limits.check_embedding().unwrap_err().to_string();
+        assert!(
+            err.contains("max_embedding_tokens_per_minute (600)") && err.contains("retry in"),
+            "{err}"
+        );
+        limits.set(Quotas::default());
+        limits.check_embedding().unwrap();
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::contract::Contract;
 use super::error::{EngineError, Result};
 use super::metric::Metric;
 use super::name::TrustClass;
-use super::quota::Quotas;
+use super::quota::{Quotas, StoredQuotas};
 
 pub const MAX_DIMENSION: u32 = 4096;
 
@@ -72,7 +72,7 @@ impl TenantSpec {
 
 /// What a tenant's record holds for the engine: its fixed shape and what
 /// the admin may change later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TenantSettings {
     pub(crate) spec: TenantSpec,
     pub(crate) quotas: Quotas,
@@ -81,31 +81,72 @@ pub(crate) struct TenantSettings {
     pub(crate) contract: Contract,
 }
 
+/// How settings are stored. Each field added since the first record goes
+/// at the end, so that a record of an older shape can never decode as a
+/// newer one (it runs out of bytes) nor a newer as an older (bytes are
+/// left over).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    spec: TenantSpec,
+    quotas: StoredQuotas,
+    pinned: bool,
+    contract: Contract,
+    max_embedding_tokens_per_minute: u64,
+}
+
+/// The settings records held before the embedding quota existed.
+#[derive(Deserialize)]
+struct StoredBeforeEmbeddingQuota {
+    spec: TenantSpec,
+    quotas: StoredQuotas,
+    pinned: bool,
+    contract: Contract,
+}
+
 /// The settings records held before contracts existed.
 #[derive(Deserialize)]
-struct SettingsBeforeContracts {
+struct StoredBeforeContracts {
     spec: TenantSpec,
-    quotas: Quotas,
+    quotas: StoredQuotas,
     pinned: bool,
 }
 
 impl TenantSettings {
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        Ok(bulkhead_storage::encode(self)?)
+        Ok(bulkhead_storage::encode(&Stored {
+            spec: self.spec.clone(),
+            quotas: StoredQuotas::from(self.quotas),
+            pinned: self.pinned,
+            contract: self.contract.clone(),
+            max_embedding_tokens_per_minute: self.quotas.max_embedding_tokens_per_minute,
+        })?)
     }
 
-    /// Decodes a record's settings; records written before contracts
-    /// existed get the default contract, and those written before quotas
-    /// hold the spec alone.
+    /// Decodes a record's settings; records written before the embedding
+    /// quota have none, those before contracts get the default contract,
+    /// and those written before quotas hold the spec alone.
     pub(crate) fn decode(bytes: &[u8]) -> Result<TenantSettings> {
-        if let Ok(settings) = bulkhead_storage::decode::<TenantSettings>(bytes) {
-            return Ok(settings);
-        }
-        if let Ok(old) = bulkhead_storage::decode::<SettingsBeforeContracts>(bytes) {
+        if let Ok(s) = bulkhead_storage::decode::<Stored>(bytes) {
             return Ok(TenantSettings {
-                spec: old.spec,
-                quotas: old.quotas,
-                pinned: old.pinned,
+                spec: s.spec,
+                quotas: s.quotas.with_embedding(s.max_embedding_tokens_per_minute),
+                pinned: s.pinned,
+                contract: s.contract,
+            });
+        }
+        if let Ok(s) = bulkhead_storage::decode::<StoredBeforeEmbeddingQuota>(bytes) {
+            return Ok(TenantSettings {
+                spec: s.spec,
+                quotas: s.quotas.with_embedding(0),
+                pinned: s.pinned,
+                contract: s.contract,
+            });
+        }
+        if let Ok(s) = bulkhead_storage::decode::<StoredBeforeContracts>(bytes) {
+            return Ok(TenantSettings {
+                spec: s.spec,
+                quotas: s.quotas.with_embedding(0),
+                pinned: s.pinned,
                 contract: Contract::default(),
             });
         }
@@ -143,18 +184,50 @@ mod tests {
         #[derive(Serialize)]
         struct Before<'a> {
             spec: &'a TenantSpec,
-            quotas: Quotas,
+            quotas: (u64, u32, u32, u64),
             pinned: bool,
         }
         let before = bulkhead_storage::encode(&Before {
             spec: &new.spec,
-            quotas: new.quotas,
+            quotas: (5, 0, 0, 0),
             pinned: true,
         })
         .unwrap();
         let decoded = TenantSettings::decode(&before).unwrap();
         assert_eq!((decoded.quotas, decoded.pinned), (new.quotas, true));
         assert_eq!(decoded.contract, Contract::default());
+        // A record written with a contract, before the embedding quota.
+        let contract = Contract {
+            version: 3,
+            ..Contract::default()
+        };
+        let before =
+            bulkhead_storage::encode(&(&new.spec, (5u64, 7u32, 0u32, 9u64), false, &contract))
+                .unwrap();
+        let decoded = TenantSettings::decode(&before).unwrap();
+        assert_eq!(decoded.contract, contract);
+        assert_eq!(
+            decoded.quotas,
+            Quotas {
+                max_points: 5,
+                max_requests_per_second: 7,
+                max_payload_bytes: 9,
+                ..Quotas::default()
+            }
+        );
+        // And today's records keep every quota.
+        let today = TenantSettings {
+            quotas: Quotas {
+                max_embedding_tokens_per_minute: 60_000,
+                ..new.quotas
+            },
+            contract,
+            ..new
+        };
+        assert_eq!(
+            TenantSettings::decode(&today.encode().unwrap()).unwrap(),
+            today
+        );
     }
 
     #[test]

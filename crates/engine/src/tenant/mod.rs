@@ -155,6 +155,11 @@ impl Tenant {
         self.limits.begin_search()
     }
 
+    /// The tenant's live quotas (buckets and counters).
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Nodes in the graph, tombstones included.
     pub(crate) fn graph_nodes(&self) -> usize {
         match &*self.index.read() {

@@ -68,16 +68,18 @@ class TenantSpec(_message.Message):
     def __init__(self, dimension: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., trust_class: _Optional[str] = ...) -> None: ...
 
 class Quotas(_message.Message):
-    __slots__ = ("max_points", "max_requests_per_second", "max_concurrent_searches", "max_payload_bytes")
+    __slots__ = ("max_points", "max_requests_per_second", "max_concurrent_searches", "max_payload_bytes", "max_embedding_tokens_per_minute")
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENT_SEARCHES_FIELD_NUMBER: _ClassVar[int]
     MAX_PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EMBEDDING_TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     max_points: int
     max_requests_per_second: int
     max_concurrent_searches: int
     max_payload_bytes: int
-    def __init__(self, max_points: _Optional[int] = ..., max_requests_per_second: _Optional[int] = ..., max_concurrent_searches: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ...) -> None: ...
+    max_embedding_tokens_per_minute: int
+    def __init__(self, max_points: _Optional[int] = ..., max_requests_per_second: _Optional[int] = ..., max_concurrent_searches: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ..., max_embedding_tokens_per_minute: _Optional[int] = ...) -> None: ...
 
 class TenantContract(_message.Message):
     __slots__ = ("version", "training", "pool_with", "telemetry", "caching_scope", "retrieval_scope")
