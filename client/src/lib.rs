@@ -40,7 +40,7 @@ mod tenant;
 pub use admin::{AdminClient, IssuedToken};
 pub use error::{Error, Result};
 pub use filter::{Condition, Filter};
-pub use tenant::{Page, Point, ScoredPoint, SearchBuilder, TenantClient};
+pub use tenant::{Embedding, Page, Point, ScoredPoint, SearchBuilder, TenantClient};
 
 /// Generated wire types and gRPC clients (proto/bulkhead/v1).
 pub mod proto {

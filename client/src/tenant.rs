@@ -284,15 +284,22 @@ impl TenantClient {
     /// Vectors for `texts` (at most 1,024), in order, from the embedder of
     /// the tenant's trust class; also returns the model's name.
     pub async fn embed(&self, texts: Vec<String>) -> Result<(Vec<Vec<f32>>, String)> {
+        let answer = self.embed_answer(texts).await?;
+        Ok((answer.vectors, answer.model))
+    }
+
+    /// [`embed`](Self::embed), with the digest of the weights that answered.
+    pub async fn embed_answer(&self, texts: Vec<String>) -> Result<Embedding> {
         let request = self.request(proto::PointsServiceEmbedRequest {
             tenant: self.tenant.clone(),
             texts,
         });
         let answer = self.points.clone().embed(request).await?.into_inner();
-        Ok((
-            answer.vectors.into_iter().map(|v| v.values).collect(),
-            answer.model,
-        ))
+        Ok(Embedding {
+            vectors: answer.vectors.into_iter().map(|v| v.values).collect(),
+            model: answer.model,
+            model_digest: answer.model_digest,
+        })
     }
 
     /// The registered models whose lineage holds this tenant's data.
@@ -368,4 +375,14 @@ impl SearchBuilder<'_> {
             })
             .collect()
     }
+}
+
+/// The vectors of an embed call and the model that made them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    pub vectors: Vec<Vec<f32>>,
+    /// The model's name.
+    pub model: String,
+    /// SHA-256 (hex) of the weights that made the vectors.
+    pub model_digest: String,
 }

@@ -37,6 +37,13 @@ async fn the_audit_passes_on_the_real_server_and_leaves_no_canary() {
         names,
         ["index", "storage", "cache", "batching", "models", "errors"]
     );
+    // The local sidecar serves every class with one model: the models row
+    // says so, rather than claim a process per class.
+    let mechanism = layers[4]["mechanism"].as_str().unwrap();
+    assert!(
+        mechanism.contains("one sidecar serves every class"),
+        "{mechanism}"
+    );
     for layer in layers {
         // The model is installed by the set-up step, so nothing is skipped.
         assert_eq!(layer["result"], "pass", "{layer}");

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use bulkhead_client::AdminClient;
+use bulkhead_client::proto::ModelInfo;
 
 use super::canary::Canary;
 use super::report::{Layer, Probe};
@@ -27,12 +28,8 @@ pub(super) async fn embedder_layers(
         "every answer names the digest of the weights that made it; a vector is used only when that model is registered, is the one assigned to the tenant or its class, and its lineage is public data, the tenant, or tenants that consent to pooling with it",
     );
     let (a, b, c) = (&canaries[0], &canaries[1], &canaries[2]);
-    let probe = a.client.embed(vec![a.texts[0].clone()]).await;
-    let base = match probe {
-        Ok((vectors, model)) => {
-            models.ran(format!("class {}: model {model}", a.class));
-            vectors
-        }
+    let base = match a.client.embed_answer(vec![a.texts[0].clone()]).await {
+        Ok(answer) => answer,
         Err(e) => {
             let why = format!("no embedder answers trust class {}: {e}", a.class);
             for layer in [&mut cache, &mut batching, &mut models] {
@@ -41,9 +38,32 @@ pub(super) async fn embedder_layers(
             return Ok((cache.done(), batching.done(), models.done()));
         }
     };
-    if let Ok((_, model)) = c.client.embed(vec![c.texts[0].clone()]).await {
-        models.ran(format!("class {}: model {model}", c.class));
+    // Models: the weights that answered each canary must be registered
+    // with a lineage that holds no other tenant's data (the canaries are
+    // fresh and consent to no pooling).
+    let registered = admin.list_models().await?;
+    let mut answered = vec![(a, base.model_digest.clone())];
+    if let Ok(answer) = c.client.embed_answer(vec![c.texts[0].clone()]).await {
+        answered.push((c, answer.model_digest));
     }
+    for (canary, digest) in &answered {
+        models.ran(format!(
+            "class {}: the lineage of the weights that answered {}",
+            canary.class, canary.name
+        ));
+        if let Some(leak) = lineage_leak(&canary.name, digest, &registered) {
+            models.leak(format!("class {}: {leak}", canary.class));
+        }
+    }
+    if let [(_, first), (_, second)] = answered.as_slice()
+        && first == second
+    {
+        models.mechanism(format!(
+            "one model ({}) answers both classes, as when one sidecar serves every class (the local one `bulkhead serve` starts): classes are kept apart by queues and batches, not by processes; every answer names the digest of its weights, and a vector is used only when that model is registered and assigned to the tenant or its class, with a lineage of public data, the tenant, or tenants that consent to pooling with it",
+            short(first)
+        ));
+    }
+    let base = base.vectors;
     // Cache: a warms its texts; b embedding the same texts must miss, and
     // must not answer them faster than texts nobody has embedded. (b's
     // text search above used a's first text, so that one is b's own now.)
@@ -118,6 +138,36 @@ pub(super) async fn embedder_layers(
     Ok((cache.done(), batching.done(), models.done()))
 }
 
+/// Why the weights `digest` must not have answered `canary`: they are not
+/// registered, or their lineage holds another tenant's data. None when
+/// they may.
+fn lineage_leak(canary: &str, digest: &str, registered: &[ModelInfo]) -> Option<String> {
+    let Some(model) = registered.iter().find(|m| m.digest == digest) else {
+        return Some(format!(
+            "{canary} was answered by weights {} that are not registered",
+            short(digest)
+        ));
+    };
+    let others: Vec<&str> = model
+        .tenants
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != canary)
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "{canary} was answered by {} ({}), whose lineage holds the data of {}",
+            model.name,
+            short(digest),
+            others.join(", ")
+        )
+    })
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
 /// Welch's t statistic of mean(x) - mean(y).
 fn welch_t(x: &[f64], y: &[f64]) -> f64 {
     let stats = |v: &[f64]| {
@@ -129,4 +179,34 @@ fn welch_t(x: &[f64], y: &[f64]) -> f64 {
     let ((nx, mx, vx), (ny, my, vy)) = (stats(x), stats(y));
     let se = (vx / nx + vy / ny).sqrt();
     if se == 0.0 { 0.0 } else { (mx - my) / se }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(digest: &str, tenants: &[&str]) -> ModelInfo {
+        ModelInfo {
+            name: "m".into(),
+            digest: digest.into(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            ..ModelInfo::default()
+        }
+    }
+
+    #[test]
+    fn the_models_row_reports_foreign_lineage_and_unregistered_weights() {
+        let registered = [model("aaaa", &[]), model("bbbb", &["canary-a", "acme"])];
+        assert_eq!(lineage_leak("canary-a", "aaaa", &registered), None);
+        let leak = lineage_leak("canary-a", "bbbb", &registered).unwrap();
+        assert!(leak.contains("holds the data of acme"), "{leak}");
+        assert!(!leak.contains("canary-a,"), "{leak}");
+        let leak = lineage_leak("canary-a", "cccc", &registered).unwrap();
+        assert!(leak.contains("not registered"), "{leak}");
+        assert_eq!(
+            lineage_leak("canary-a", "bbbb", &[model("bbbb", &["canary-a"])]),
+            None,
+            "a model of the canary's own data may serve it"
+        );
+    }
 }

@@ -16,7 +16,7 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Layer {
     pub name: &'static str,
-    pub mechanism: &'static str,
+    pub mechanism: String,
     pub probes: Vec<String>,
     pub outcome: Outcome,
 }
@@ -112,21 +112,26 @@ impl AuditReport {
 /// Collects one layer's probes and leaks.
 pub(super) struct Probe {
     name: &'static str,
-    mechanism: &'static str,
+    mechanism: String,
     probes: Vec<String>,
     leaks: Vec<String>,
     pub(super) skipped: Option<String>,
 }
 
 impl Probe {
-    pub(super) fn new(name: &'static str, mechanism: &'static str) -> Self {
+    pub(super) fn new(name: &'static str, mechanism: impl Into<String>) -> Self {
         Probe {
             name,
-            mechanism,
+            mechanism: mechanism.into(),
             probes: Vec::new(),
             leaks: Vec::new(),
             skipped: None,
         }
+    }
+
+    /// Replaces the mechanism text, once a probe has shown which applies.
+    pub(super) fn mechanism(&mut self, mechanism: impl Into<String>) {
+        self.mechanism = mechanism.into();
     }
 
     pub(super) fn ran(&mut self, probe: impl Into<String>) {
