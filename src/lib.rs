@@ -13,6 +13,7 @@ pub mod config;
 pub use bulkhead_engine as engine;
 #[cfg(any(fuzzing, test))]
 pub mod fuzzing;
+pub mod inflight;
 pub mod local_embedder;
 pub mod server;
 

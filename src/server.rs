@@ -9,12 +9,22 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::{AdminApi, AdminToken, Embedders, PointsApi};
 use crate::engine::Registry;
+use crate::inflight::{DEFAULT_REQUEST_BYTES_IN_FLIGHT, InflightBudget};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::points_service_server::{PointsService, PointsServiceServer};
 
 /// Calls one client connection may have open at once (HTTP/2
 /// SETTINGS_MAX_CONCURRENT_STREAMS).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
+/// HTTP/2 flow-control windows: each stream may have this many bytes sent
+/// and unread, and a connection as many as all its streams together. A call
+/// waiting for the request-bytes budget leaves its body unread; were the
+/// connection's window smaller than the sum of its streams' (hyper's
+/// default: 1 MiB each), waiting calls could hold all of it, and the calls
+/// that have their budget could never receive the rest of their bodies.
+pub const STREAM_WINDOW_BYTES: u32 = 256 * 1024;
+pub const CONNECTION_WINDOW_BYTES: u32 = MAX_STREAMS_PER_CONNECTION * STREAM_WINDOW_BYTES;
 
 /// The deadline of a call that sets none (`grpc-timeout`); a shorter one
 /// the client sets wins. Long enough for a full upsert batch of texts
@@ -48,6 +58,19 @@ pub async fn serve<P: PointsService>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let budget = InflightBudget::new(DEFAULT_REQUEST_BYTES_IN_FLIGHT);
+    serve_with_budget(registry, services, listener, shutdown, &budget).await
+}
+
+/// [`serve`], with `budget` bounding the request bytes in flight across
+/// every call (see [`crate::inflight`]).
+pub async fn serve_with_budget<P: PointsService>(
+    registry: Arc<Registry>,
+    services: Services<P>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    budget: &Arc<InflightBudget>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -61,7 +84,7 @@ pub async fn serve<P: PointsService>(
     // Writes grow loaded tenants without loading any: check the memory
     // budget every second too, not only when a tenant loads; and close the
     // storage shelves that only cold tenants use.
-    let budget = {
+    let memory_budget = {
         let registry = Arc::clone(&registry);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -91,6 +114,11 @@ pub async fn serve<P: PointsService>(
         // deadline is dropped, which cancels its admitted work.
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .timeout(DEFAULT_DEADLINE)
+        // And a decoded message of up to 64 MiB per stream: one budget of
+        // request bytes for every call of every connection.
+        .layer(budget.layer())
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .add_service(health)
         .add_service(reflection)
         .add_service(crate::api::points_service(services.points))
@@ -102,7 +130,7 @@ pub async fn serve<P: PointsService>(
             shutdown,
         )
         .await?;
-    budget.abort();
+    memory_budget.abort();
     tokio::task::spawn_blocking(move || registry.close()).await??;
     tracing::info!("stopped");
     Ok(())

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bulkhead::api::{AdminApi, AdminToken, AdmissionLimits, Embedders, PointsApi};
 use bulkhead::engine::EngineConfig;
+use bulkhead::inflight::InflightBudget;
 use bulkhead::proto;
 use bulkhead::server::Services;
 use serde_json::json;
@@ -141,5 +142,54 @@ async fn a_flood_of_filtered_counts_is_bounded_by_the_tenant_own_queue() {
     for count in quiet_counts.await.unwrap() {
         assert_eq!(count.unwrap().into_inner().count, 10);
     }
+    server.stop().await;
+}
+
+/// Request bytes in flight are bounded across calls: eight upserts of about
+/// 1.5 MiB each, sent at once, are read and run at most two at a time under
+/// a 4 MiB budget, and every one succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bytes_in_flight_stay_within_the_node_budget() {
+    let budget = InflightBudget::new(4 << 20);
+    let server = TestServer::start_with_budget(
+        EngineConfig::default(),
+        |registry| Services::new(registry, AdminToken::new(ADMIN).unwrap(), Embedders::none()),
+        Arc::clone(&budget),
+    )
+    .await;
+    let token = server.tenant("bulky").await;
+    let blob = "x".repeat(50_000);
+    let calls: Vec<_> = (0..8)
+        .map(|c| {
+            let points = (0..30)
+                .map(|i| {
+                    point(
+                        &format!("c{c}-{i}"),
+                        [c as f32, i as f32, 0.0, 1.0],
+                        json!({ "blob": blob }),
+                    )
+                })
+                .collect();
+            let request = with_token(
+                proto::UpsertRequest {
+                    tenant: "bulky".into(),
+                    points,
+                },
+                &token,
+            );
+            let mut client = server.points();
+            tokio::spawn(async move { client.upsert(request).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let peak = budget.peak();
+    assert!(peak >= 1_500_000, "no call reserved its bytes: peak {peak}");
+    assert!(
+        peak <= 4 << 20,
+        "{peak} request bytes were in flight at once; the budget is {}",
+        4 << 20
+    );
     server.stop().await;
 }

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use bulkhead::api::AdminToken;
 use bulkhead::engine::{EngineConfig, Registry};
+use bulkhead::inflight::{DEFAULT_REQUEST_BYTES_IN_FLIGHT, InflightBudget};
 use bulkhead::proto;
 use bulkhead::proto::admin_service_client::AdminServiceClient;
 use bulkhead::proto::points_service_client::PointsServiceClient;
@@ -48,6 +49,17 @@ impl TestServer {
         config: EngineConfig,
         services: impl FnOnce(&Arc<Registry>) -> Services<P>,
     ) -> TestServer {
+        let budget = InflightBudget::new(DEFAULT_REQUEST_BYTES_IN_FLIGHT);
+        Self::start_with_budget(config, services, budget).await
+    }
+
+    /// [`start_with_services`](Self::start_with_services), with `budget`
+    /// bounding the request bytes in flight.
+    pub async fn start_with_budget<P: PointsService>(
+        config: EngineConfig,
+        services: impl FnOnce(&Arc<Registry>) -> Services<P>,
+        budget: Arc<InflightBudget>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(dir.path(), config).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,11 +68,12 @@ impl TestServer {
         let services = services(&registry);
         let served = Arc::clone(&registry);
         let handle = tokio::spawn(async move {
-            bulkhead::server::serve(served, services, listener, async {
+            let shutdown = async {
                 let _ = rx.await;
-            })
-            .await
-            .unwrap();
+            };
+            bulkhead::server::serve_with_budget(served, services, listener, shutdown, &budget)
+                .await
+                .unwrap();
         });
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
