@@ -17,8 +17,20 @@
 //!   turn comes (until then it still counts in its tenant's queue); if it
 //!   was running, its work is cancelled and stops at its next check, and
 //!   its worker is handed on only when the work has really stopped.
+//! - **A long request steps aside**: at each check of its metered loops
+//!   (every 1,024 items) a running request is charged what it did so far,
+//!   and if another tenant that has been served less is waiting, it hands
+//!   its worker to that tenant's request and sleeps until the next worker
+//!   is freed, which goes to it before any waiting request. So a request
+//!   of another tenant waits for about 1,024 items of a scan, not for the
+//!   whole scan (test `a_long_request_steps_aside_for_another_tenant`). It
+//!   steps aside only for other tenants, whose requests never wait on the
+//!   locks it may hold, and it resumes at the next release of any worker,
+//!   never behind the queue.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -49,16 +61,29 @@ impl Default for AdmissionLimits {
     }
 }
 
+/// The workers' state: the fair queue of waiting requests, and the
+/// requests that stepped aside and take the next freed worker.
+#[derive(Debug)]
+struct Slots {
+    fair: FairQueue<oneshot::Sender<()>>,
+    resuming: VecDeque<std::sync::mpsc::Sender<()>>,
+}
+
+type Shared = Arc<Mutex<Slots>>;
+
 #[derive(Debug)]
 pub(crate) struct Admission {
-    queue: Arc<Mutex<FairQueue<oneshot::Sender<()>>>>,
+    queue: Shared,
     queued_per_tenant: usize,
 }
 
 impl Admission {
     pub(crate) fn new(limits: AdmissionLimits) -> Self {
         Admission {
-            queue: Arc::new(Mutex::new(FairQueue::new(limits.workers))),
+            queue: Arc::new(Mutex::new(Slots {
+                fair: FairQueue::new(limits.workers),
+                resuming: VecDeque::new(),
+            })),
             queued_per_tenant: limits.queued_per_tenant.max(1),
         }
     }
@@ -75,13 +100,13 @@ impl Admission {
         let (tx, rx) = oneshot::channel();
         let runs_now = {
             let mut queue = self.queue.lock();
-            if queue.waiting_of(key) >= self.queued_per_tenant {
+            if queue.fair.waiting_of(key) >= self.queued_per_tenant {
                 return Err(Status::resource_exhausted(format!(
                     "this tenant already has {} requests waiting for the server, its limit; retry when some of its requests have finished",
                     self.queued_per_tenant
                 )));
             }
-            queue.arrive(key, START_UNITS, tx).is_some()
+            queue.fair.arrive(key, START_UNITS, tx).is_some()
         };
         if !runs_now {
             let mut place = Place {
@@ -105,11 +130,17 @@ impl Admission {
             key,
             extra: 0,
         };
-        let work = Arc::new(Work::new());
+        // Units charged so far: the start estimate, then what each check
+        // found done.
+        let charged = Arc::new(AtomicU64::new(START_UNITS));
+        let work = Arc::new(Work::with_checkpoint({
+            let (queue, charged) = (Arc::clone(&self.queue), Arc::clone(&charged));
+            Box::new(move |units| step_aside_if_owed(&queue, key, units, &charged))
+        }));
         let stop = CancelOnDrop(Some(Arc::clone(&work)));
         let task = tokio::task::spawn_blocking(move || {
             let result = f(&work);
-            worker.finish(work.units());
+            worker.finish(work.units().saturating_sub(charged.load(Ordering::Relaxed)));
             result
         });
         let joined = task.await;
@@ -126,11 +157,44 @@ impl Admission {
     }
 }
 
+/// At a check of a running request of `key` that has done `units`:
+/// charges what it did since the last check, and if another tenant served
+/// less is waiting, hands this worker to it and sleeps until a worker is
+/// freed for it again.
+fn step_aside_if_owed(queue: &Shared, key: u64, units: u64, charged: &AtomicU64) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let mut slots = queue.lock();
+        let before = charged.load(Ordering::Relaxed);
+        if units > before {
+            slots.fair.charge_more(key, units - before);
+            charged.store(units, Ordering::Relaxed);
+        }
+        if !slots.fair.owes_turn(key) {
+            return;
+        }
+        let mut handed = false;
+        while let Some(next) = slots.fair.step_aside(key) {
+            if next.send(()).is_ok() {
+                handed = true;
+                break;
+            }
+        }
+        if !handed {
+            return;
+        }
+        slots.resuming.push_back(tx);
+    }
+    // Woken when a worker is freed; should the sender vanish (it cannot
+    // while the queue lives), run on rather than sleep for ever.
+    let _ = rx.recv();
+}
+
 /// A request waiting for a worker. Dropped while waiting (its caller went
 /// away), it gives up its turn: if the turn already came it is passed on,
 /// and if it comes later the failed send passes it on.
 struct Place<'a> {
-    queue: &'a Mutex<FairQueue<oneshot::Sender<()>>>,
+    queue: &'a Mutex<Slots>,
     turn: Option<oneshot::Receiver<()>>,
 }
 
@@ -149,16 +213,16 @@ impl Drop for Place<'_> {
 /// so it is given back when the work ends (or unwinds), not when the
 /// caller stops waiting.
 struct Worker {
-    queue: Arc<Mutex<FairQueue<oneshot::Sender<()>>>>,
+    queue: Shared,
     key: u64,
     /// Units charged on release beyond the start estimate.
     extra: u64,
 }
 
 impl Worker {
-    /// Charges the measured work and hands the worker on.
-    fn finish(mut self, units: u64) {
-        self.extra = units.saturating_sub(START_UNITS);
+    /// Charges the measured work not charged yet, and hands the worker on.
+    fn finish(mut self, extra: u64) {
+        self.extra = extra;
     }
 }
 
@@ -169,13 +233,19 @@ impl Drop for Worker {
 }
 
 /// Frees a worker (after charging `extra` units to `key`'s counter) and
-/// hands it to the next waiting request whose caller is still there.
-fn hand_on(queue: &Mutex<FairQueue<oneshot::Sender<()>>>, extra: u64, key: Option<u64>) {
-    let mut queue = queue.lock();
+/// hands it to a request that stepped aside, else to the next waiting
+/// request whose caller is still there.
+fn hand_on(queue: &Mutex<Slots>, extra: u64, key: Option<u64>) {
+    let mut slots = queue.lock();
     if let Some(key) = key {
-        queue.charge_more(key, extra);
+        slots.fair.charge_more(key, extra);
     }
-    while let Some(next) = queue.finish() {
+    while let Some(resuming) = slots.resuming.pop_front() {
+        if resuming.send(()).is_ok() {
+            return;
+        }
+    }
+    while let Some(next) = slots.fair.finish() {
         if next.send(()).is_ok() {
             break;
         }
@@ -259,7 +329,7 @@ mod tests {
             .unwrap();
         assert!(cancelled, "the running work was not told to stop");
         second.await.unwrap().unwrap();
-        assert_eq!(admission.queue.lock().waiting(), 0);
+        assert_eq!(admission.queue.lock().fair.waiting(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +359,7 @@ mod tests {
                 async move { admission.run(1, |_| Ok(())).await },
             ));
         }
-        while admission.queue.lock().waiting() < 2 {
+        while admission.queue.lock().fair.waiting() < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let refused = tokio::time::timeout(Duration::from_secs(10), admission.run(1, |_| Ok(())))
@@ -313,5 +383,47 @@ mod tests {
             w.await.unwrap().unwrap();
         }
         other.await.unwrap().unwrap();
+    }
+
+    /// One worker, busy with a long metered loop of tenant 1: a request of
+    /// tenant 2 runs while the loop is still going (the loop steps aside
+    /// at a check), not after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_request_steps_aside_for_another_tenant() {
+        use std::sync::atomic::AtomicBool;
+        let admission = Arc::new(Admission::new(limits(1, 8)));
+        let done = Arc::new(AtomicBool::new(false));
+        let (started_tx, started) = mpsc::channel::<()>();
+        let long = {
+            let (admission, done) = (Arc::clone(&admission), Arc::clone(&done));
+            tokio::spawn(async move {
+                admission
+                    .run(1, move |work| {
+                        started_tx.send(()).unwrap();
+                        // Runs until the other tenant's request is done.
+                        let mut items = work.meter(0u64..);
+                        while !done.load(Ordering::Acquire) {
+                            items.next();
+                        }
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        let other =
+            tokio::time::timeout(Duration::from_secs(20), admission.run(2, |_| Ok("ran"))).await;
+        let long_was_running = !long.is_finished();
+        // Let the loop end whatever happened, or the runtime's shutdown
+        // would wait for it for ever.
+        done.store(true, Ordering::Release);
+        let other = other.expect("tenant 2 waited for tenant 1's whole loop");
+        assert_eq!(other.unwrap(), "ran");
+        assert!(long_was_running);
+        long.await.unwrap().unwrap();
+        let slots = admission.queue.lock();
+        assert_eq!((slots.fair.waiting(), slots.resuming.len()), (0, 0));
     }
 }

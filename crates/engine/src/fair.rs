@@ -99,6 +99,36 @@ impl<W> FairQueue<W> {
     }
 
     /// The least-served backlogged tenant's oldest request, charged.
+    /// Whether a running request of `tenant` owes its slot to another
+    /// tenant: one waits that has been served less.
+    pub fn owes_turn(&self, tenant: u64) -> bool {
+        let own = self.counters.get(&tenant).copied().unwrap_or(self.floor);
+        self.waiting
+            .keys()
+            .any(|t| *t != tenant && self.counters.get(t).copied().unwrap_or(0) < own)
+    }
+
+    /// A running request of `tenant` steps aside: its slot goes straight to
+    /// the waiting request of another tenant that has been served the
+    /// least, which is returned (the caller wakes it). None when no other
+    /// tenant waits. The slot count is unchanged: the slot changed hands.
+    pub fn step_aside(&mut self, tenant: u64) -> Option<W> {
+        let next = self
+            .waiting
+            .keys()
+            .filter(|t| **t != tenant)
+            .map(|&t| (self.counters.get(&t).copied().unwrap_or(0), t))
+            .min()?
+            .1;
+        let queue = self.waiting.get_mut(&next)?;
+        let (waker, cost) = queue.pop_front()?;
+        if queue.is_empty() {
+            self.waiting.remove(&next);
+        }
+        self.charge(next, cost);
+        Some(waker)
+    }
+
     fn next(&mut self) -> Option<W> {
         let tenant = self
             .waiting
@@ -185,6 +215,27 @@ mod tests {
         assert_eq!(served[&2], 10, "{served:?}");
         assert_eq!(served[&3], 10, "{served:?}");
         assert!((8..=10).contains(&served[&1]), "{served:?}");
+    }
+
+    #[test]
+    fn a_running_tenant_steps_aside_only_for_one_served_less() {
+        let mut queue = FairQueue::new(1);
+        assert_eq!(queue.arrive(1, 1, 1), Some(1));
+        assert!(!queue.owes_turn(1), "nobody waits");
+        assert!(queue.arrive(1, 1, 10).is_none());
+        assert!(!queue.owes_turn(1), "only its own requests wait");
+        assert_eq!(queue.step_aside(1), None);
+        assert!(queue.arrive(2, 1, 2).is_none());
+        queue.charge_more(1, 5_000);
+        assert!(queue.owes_turn(1));
+        assert_eq!(
+            queue.step_aside(1),
+            Some(2),
+            "another tenant's, not its own"
+        );
+        assert!(!queue.owes_turn(1));
+        // The slot changed hands: none was freed.
+        assert!(queue.arrive(3, 1, 3).is_none());
     }
 
     #[test]

@@ -52,4 +52,4 @@ pub use request::{
 };
 pub use spec::{IndexParams, TenantSpec};
 pub use tenant::Tenant;
-pub use work::Work;
+pub use work::{Checkpoint, Metered, Work};

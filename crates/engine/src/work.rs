@@ -18,16 +18,40 @@ use crate::error::{EngineError, Result};
 /// cancellation flag: about 10-50 µs of payload filtering.
 const CHECK_EVERY: u64 = 1024;
 
+/// What a metered loop calls at each check with the work's units so far:
+/// the server's admission, which may make the request step aside for
+/// another tenant's (see `src/api/admission.rs`).
+pub type Checkpoint = Box<dyn Fn(u64) + Send + Sync>;
+
 /// One request's work: its cost so far and whether its caller still waits.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Work {
     cancelled: AtomicBool,
     units: AtomicU64,
+    checkpoint: Option<Checkpoint>,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Work")
+            .field("cancelled", &self.is_cancelled())
+            .field("units", &self.units())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Work {
     pub fn new() -> Work {
         Work::default()
+    }
+
+    /// Work whose metered loops call `checkpoint` at each check (every
+    /// 1,024 items) with the units done so far.
+    pub fn with_checkpoint(checkpoint: Checkpoint) -> Work {
+        Work {
+            checkpoint: Some(checkpoint),
+            ..Work::default()
+        }
     }
 
     /// Asks the work to stop at its next check (its caller went away).
@@ -63,7 +87,7 @@ impl Work {
     /// `items`, counted one unit each, ending early once the work is
     /// cancelled: a caller that consumed it must [`check`](Self::check)
     /// before it trusts what it got.
-    pub(crate) fn meter<I: Iterator>(&self, items: I) -> Metered<'_, I> {
+    pub fn meter<I: Iterator>(&self, items: I) -> Metered<'_, I> {
         Metered {
             work: self,
             items,
@@ -73,7 +97,7 @@ impl Work {
 }
 
 /// An iterator counted against a [`Work`]; see [`Work::meter`].
-pub(crate) struct Metered<'w, I> {
+pub struct Metered<'w, I> {
     work: &'w Work,
     items: I,
     taken: u64,
@@ -83,8 +107,15 @@ impl<I: Iterator> Iterator for Metered<'_, I> {
     type Item = I::Item;
 
     fn next(&mut self) -> Option<I::Item> {
-        if self.taken.is_multiple_of(CHECK_EVERY) && self.work.is_cancelled() {
-            return None;
+        if self.taken.is_multiple_of(CHECK_EVERY) {
+            if self.taken > 0
+                && let Some(checkpoint) = &self.work.checkpoint
+            {
+                checkpoint(self.work.units() + self.taken);
+            }
+            if self.work.is_cancelled() {
+                return None;
+            }
         }
         let item = self.items.next()?;
         self.taken += 1;
