@@ -17,7 +17,11 @@
 //! quota from 8 clients; the victim's p50/p99 quiet vs during the flood
 //! (and during floods by a tenant with no quota, where only admission's
 //! fair queue protects the victim): polite searches, filtered searches
-//! cancelled by a 1 ms deadline, and counts with 4,096-value any lists.
+//! cancelled by a 1 ms deadline, counts with 4,096-value any lists, a storm
+//! of searches over 24 tenants that the memory budget cannot hold (each a
+//! cold load), and, when the model is there, Embed calls of 64 long texts
+//! through the local sidecar. Each flood runs in a process of its own
+//! (`load --flood`, its order on stdin).
 //!
 //! Soak (`--soak SECONDS`, off by default): mixed load through gRPC for
 //! that long: 4 clients over 20 tenants (searches, upserts, deletes,
@@ -389,6 +393,7 @@ async fn through_grpc(
 /// that stops it, and its task.
 async fn serve(
     registry: &Arc<Registry>,
+    embedders: Embedders,
 ) -> Result<
     (
         String,
@@ -401,7 +406,7 @@ async fn serve(
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = AdminToken::generate()?;
-    let services = bulkhead::server::Services::new(registry, admin, Embedders::none());
+    let services = bulkhead::server::Services::new(registry, admin, embedders);
     let server = tokio::spawn(bulkhead::server::serve(
         Arc::clone(registry),
         services,
@@ -453,6 +458,36 @@ enum Attack {
     /// Counts filtered by `match.any` lists of the most values allowed
     /// (4,096), each a scan of every payload.
     HugeAnyCounts,
+    /// Searches spread over more tenants than the memory budget holds:
+    /// nearly each one loads its tenant from disk and evicts another.
+    ColdLoads,
+    /// Embed calls of 64 distinct long texts each (never a cache hit).
+    Embeds,
+}
+
+const ATTACKS: [(Attack, &str); 5] = [
+    (Attack::Searches, "searches"),
+    (Attack::CancelledSearches, "cancelled-searches"),
+    (Attack::HugeAnyCounts, "huge-any-counts"),
+    (Attack::ColdLoads, "cold-loads"),
+    (Attack::Embeds, "embeds"),
+];
+
+impl Attack {
+    fn name(self) -> &'static str {
+        ATTACKS
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map_or("", |(_, n)| n)
+    }
+
+    fn parse(name: &str) -> Result<Attack, Error> {
+        ATTACKS
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(a, _)| *a)
+            .ok_or_else(|| format!("no attack {name}").into())
+    }
 }
 
 /// A filter that every point of a flooding tenant passes, so that it is
@@ -480,46 +515,111 @@ fn every_tag() -> bulkhead::proto::Filter {
     }
 }
 
-/// Sends `attack` from `clients` clients of one tenant at `rate` attempts
-/// per second in all, until `stop`: (answered, refused with
-/// RESOURCE_EXHAUSTED). A call that ran out of its own deadline counts as
-/// answered (sent and given up, which is the attack).
-async fn flood(
+/// A flood, as the noisy scenario orders it from a flooding process.
+struct FloodOrder {
     url: String,
-    tenant: &'static str,
-    token: String,
-    set: &Arc<Dataset>,
-    (clients, rate, attack): (usize, f64, Attack),
+    /// (tenant, token): each request goes to the next, round robin.
+    tenants: Vec<(String, String)>,
+    dim: usize,
+    clients: usize,
+    rate: f64,
+    attack: Attack,
+}
+
+impl FloodOrder {
+    fn to_json(&self) -> Value {
+        json!({
+            "url": self.url,
+            "tenants": self.tenants,
+            "dim": self.dim,
+            "clients": self.clients,
+            "rate": self.rate,
+            "attack": self.attack.name(),
+        })
+    }
+
+    fn from_json(order: &Value) -> Result<FloodOrder, Error> {
+        let text = |key: &str| {
+            order[key]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("flood order without {key}"))
+        };
+        Ok(FloodOrder {
+            url: text("url")?,
+            tenants: serde_json::from_value(order["tenants"].clone())?,
+            dim: order["dim"].as_u64().ok_or("flood order without dim")? as usize,
+            clients: order["clients"]
+                .as_u64()
+                .ok_or("flood order without clients")? as usize,
+            rate: order["rate"].as_f64().ok_or("flood order without rate")?,
+            attack: Attack::parse(&text("attack")?)?,
+        })
+    }
+}
+
+/// Long texts for the embedding flood: distinct per call (`call`), so the
+/// cache never answers them, about 200 tokens each.
+fn flood_texts(call: usize) -> Vec<String> {
+    (0..64)
+        .map(|j| {
+            format!(
+                "flood {call}-{j}: {}",
+                "the tenant floods the encoder with long and always different texts ".repeat(16)
+            )
+        })
+        .collect()
+}
+
+/// Sends `attack` from `clients` clients at `rate` attempts per second in
+/// all, until `stop`: (answered, refused with RESOURCE_EXHAUSTED). A call
+/// that ran out of its own deadline counts as answered (sent and given up,
+/// which is the attack).
+async fn flood(
+    order: FloodOrder,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(u64, u64), Error> {
     use bulkhead::proto::points_service_client::PointsServiceClient;
-    use bulkhead::proto::{CountRequest, SearchRequest as WireSearch};
+    use bulkhead::proto::{CountRequest, PointsServiceEmbedRequest, SearchRequest as WireSearch};
     use std::sync::atomic::Ordering;
-    let channel = tonic::transport::Channel::from_shared(url)?
+    let channel = tonic::transport::Channel::from_shared(order.url.clone())?
         .connect()
         .await?;
     let filter = every_tag();
-    let period = Duration::from_secs_f64(clients as f64 / rate);
+    let queries = Arc::new(data::dataset(99, 256, order.dim));
+    let tenants: Vec<(String, tonic::metadata::MetadataValue<_>)> = order
+        .tenants
+        .iter()
+        .map(|(name, token)| Ok::<_, Error>((name.clone(), format!("Bearer {token}").parse()?)))
+        .collect::<Result<_, _>>()?;
+    let tenants = Arc::new(tenants);
+    let (clients, attack) = (order.clients, order.attack);
+    let period = Duration::from_secs_f64(clients as f64 / order.rate);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let mut points = PointsServiceClient::new(channel.clone());
-            let (set, stop, filter) = (Arc::clone(set), Arc::clone(&stop), filter.clone());
-            let bearer: Result<tonic::metadata::MetadataValue<_>, _> =
-                format!("Bearer {token}").parse();
+            let mut points = PointsServiceClient::new(channel.clone())
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
+            let (queries, tenants, stop, filter) = (
+                Arc::clone(&queries),
+                Arc::clone(&tenants),
+                Arc::clone(&stop),
+                filter.clone(),
+            );
             tokio::spawn(async move {
-                let bearer = bearer?;
                 let (mut ok, mut refused) = (0u64, 0u64);
                 let mut every = tokio::time::interval(period);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) {
                     every.tick().await;
-                    let vector = set.queries[i % set.queries.len()].clone();
+                    let (tenant, bearer) = &tenants[i % tenants.len()];
+                    let vector = queries[i % queries.len()].clone();
                     let answer = match attack {
-                        Attack::Searches | Attack::CancelledSearches => {
+                        Attack::Searches | Attack::CancelledSearches | Attack::ColdLoads => {
                             let cancelled = attack == Attack::CancelledSearches;
                             let mut request = tonic::Request::new(WireSearch {
-                                tenant: tenant.into(),
+                                tenant: tenant.clone(),
                                 vector,
                                 k: K as u32,
                                 ef: 64,
@@ -536,13 +636,23 @@ async fn flood(
                         }
                         Attack::HugeAnyCounts => {
                             let mut request = tonic::Request::new(CountRequest {
-                                tenant: tenant.into(),
+                                tenant: tenant.clone(),
                                 filter: Some(filter.clone()),
                             });
                             request
                                 .metadata_mut()
                                 .insert("authorization", bearer.clone());
                             points.count(request).await.map(drop)
+                        }
+                        Attack::Embeds => {
+                            let mut request = tonic::Request::new(PointsServiceEmbedRequest {
+                                tenant: tenant.clone(),
+                                texts: flood_texts(i),
+                            });
+                            request
+                                .metadata_mut()
+                                .insert("authorization", bearer.clone());
+                            points.embed(request).await.map(drop)
                         }
                     };
                     match answer {
@@ -568,6 +678,57 @@ async fn flood(
     Ok((ok, refused))
 }
 
+/// The flooding process (`load --flood`): reads its order as one JSON line
+/// on stdin, floods until stdin closes, and prints what was answered and
+/// refused as JSON. The noisy scenario runs each flood so, in a process of
+/// its own, as a neighbour's clients would be.
+fn flood_process() -> Result<(), Error> {
+    use std::io::{BufRead, Read};
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    stdin.read_line(&mut line)?;
+    let order = FloodOrder::from_json(&serde_json::from_str(&line)?)?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().lock().read_to_end(&mut Vec::new());
+        stopper.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    drop(stdin);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (answered, refused) = runtime.block_on(flood(order, stop))?;
+    println!("{}", json!({"answered": answered, "refused": refused}));
+    Ok(())
+}
+
+/// A flooding process running `order`.
+fn start_flood(order: &FloodOrder) -> Result<std::process::Child, Error> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--flood")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdin = child.stdin.as_mut().ok_or("the flood has no stdin")?;
+    writeln!(stdin, "{}", order.to_json())?;
+    Ok(child)
+}
+
+/// Stops a flooding process: (answered, refused).
+fn end_flood(mut child: std::process::Child) -> Result<(u64, u64), Error> {
+    drop(child.stdin.take());
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        return Err(format!("the flooding process failed ({})", output.status).into());
+    }
+    let answer: Value = serde_json::from_slice(&output.stdout)?;
+    Ok((
+        answer["answered"].as_u64().unwrap_or(0),
+        answer["refused"].as_u64().unwrap_or(0),
+    ))
+}
+
 /// The soak (see the top of this file).
 fn soak(set: &Arc<Dataset>, dim: usize, seconds: u64) -> Result<Value, Error> {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -590,7 +751,8 @@ fn soak(set: &Arc<Dataset>, dim: usize, seconds: u64) -> Result<Value, Error> {
         tokens.push((name, registry.issue_token(&format!("soak{t}"))?.token));
     }
     let server_runtime = tokio::runtime::Runtime::new()?;
-    let (url, stop_server, server) = server_runtime.block_on(serve(&registry))?;
+    let (url, stop_server, server) =
+        server_runtime.block_on(serve(&registry, Embedders::none()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new([(); 6].map(|_| AtomicU64::new(0)));
     let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -767,8 +929,12 @@ Operations: {} searches, {} upserts of 10, {} deletes, {} counts, {} scrolls, {}
 fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value, Error> {
     const QUOTA_RPS: u32 = 200;
     const FLOOD_CLIENTS: usize = 8;
+    // The cold-load storm: this many tenants, of which the memory budget
+    // holds STORM_RESIDENT at once beside the pinned tenants.
+    const STORM: usize = 24;
+    const STORM_SIZE: usize = 2_000;
+    const STORM_RESIDENT: u64 = 3;
     let data_dir = tempfile::tempdir()?;
-    let registry = Arc::new(Registry::open(data_dir.path(), EngineConfig::default())?);
     let spec = TenantSpec::new(dim as u32, Metric::Cosine);
     let size = set.base.len().min(10_000);
     let quota = Quotas {
@@ -776,14 +942,10 @@ fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value
         ..Quotas::default()
     };
     let names = ["victim", "neighbour", "greedy"];
-    for name in names {
-        let quotas = if name == "neighbour" {
-            quota
-        } else {
-            Quotas::default()
-        };
+    let storm: Vec<String> = (0..STORM).map(|i| format!("storm-{i}")).collect();
+    let fill = |registry: &Registry, name: &str, quotas: Quotas, points: usize| {
         let tenant = registry.create_tenant_with_quotas(name, spec.clone(), quotas)?;
-        for (c, chunk) in set.base[..size].chunks(1_000).enumerate() {
+        for (c, chunk) in set.base[..points].chunks(1_000).enumerate() {
             let batch: Vec<PointInput> = chunk
                 .iter()
                 .enumerate()
@@ -796,16 +958,64 @@ fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value
             tenant.upsert(&batch)?;
         }
         tenant.wait_for_maintenance();
-    }
-    let tokens: Vec<String> = names
-        .iter()
-        .map(|n| registry.issue_token(n).map(|t| t.token))
-        .collect::<Result<_, _>>()?;
-    // The server, the victim and the flood each get their own runtime, as
-    // separate processes would: a client task never waits behind another's
-    // on a shared async worker (they still share this machine's cores).
+        Ok::<_, Error>(())
+    };
+    let budget = {
+        let registry = Registry::open(data_dir.path(), EngineConfig::default())?;
+        for name in names {
+            let quotas = if name == "neighbour" {
+                quota
+            } else {
+                Quotas::default()
+            };
+            fill(&registry, name, quotas, size)?;
+            registry.pin_tenant(name, true)?;
+        }
+        for name in &storm {
+            fill(&registry, name, Quotas::default(), STORM_SIZE.min(size))?;
+        }
+        let resident = |name: &str| registry.describe_tenant(name).map(|i| i.resident_bytes);
+        let pinned: u64 = names.iter().map(|n| resident(n)).sum::<Result<u64, _>>()?;
+        pinned + STORM_RESIDENT * resident(&storm[0])?
+    };
+    // Reopened under a memory budget that holds the pinned tenants and a
+    // few storm tenants: each storm search loads a tenant and evicts one.
+    let registry = Arc::new(Registry::open(
+        data_dir.path(),
+        EngineConfig {
+            memory_budget_bytes: budget,
+            ..EngineConfig::default()
+        },
+    )?);
+    // The embedding flood needs the sidecar and its model: a tenant of the
+    // model's dimension in the default trust class.
+    // The server and the victim get their own runtimes; each flood runs in
+    // a process of its own (they all share this machine's cores). The
+    // sidecar's client is made on the server's.
     let server_runtime = tokio::runtime::Runtime::new()?;
-    let (url, stop_server, server) = server_runtime.block_on(serve(&registry))?;
+    let local = {
+        let _on = server_runtime.enter();
+        bulkhead::local_embedder::LocalEmbedder::start(&bulkhead::config::default_models_dir())?
+    };
+    let texty = "texty";
+    if local.is_some() {
+        registry.create_tenant(texty, TenantSpec::new(384, Metric::Cosine))?;
+    }
+    let token = |name: &str| registry.issue_token(name).map(|t| t.token);
+    let tokens: Vec<String> = names.iter().map(|n| token(n)).collect::<Result<_, _>>()?;
+    let storm_tenants: Vec<(String, String)> = storm
+        .iter()
+        .map(|n| Ok::<_, Error>((n.clone(), token(n)?)))
+        .collect::<Result<_, _>>()?;
+    let texty_tenant = match local {
+        Some(_) => vec![(texty.to_string(), token(texty)?)],
+        None => Vec::new(),
+    };
+    let (local, embedders) = match local {
+        Some((local, embedders)) => (Some(local), embedders),
+        None => (None, Embedders::none()),
+    };
+    let (url, stop_server, server) = server_runtime.block_on(serve(&registry, embedders))?;
     let victim_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -814,47 +1024,67 @@ fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value
         names[0],
         tokens[0].clone(),
     ))?;
+    let one = |f: usize| vec![(names[f].to_string(), tokens[f].clone())];
+    let rate = 10.0 * f64::from(QUOTA_RPS);
+    // Each phase: its name, and who floods at what rate with what.
+    type Flood = (Vec<(String, String)>, f64, Attack);
+    let mut plan: Vec<(&str, Option<Flood>)> = vec![
+        ("quiet", None),
+        (
+            "neighbour at 10x its quota",
+            Some((one(1), rate, Attack::Searches)),
+        ),
+        (
+            "greedy (no quota) at the same rate",
+            Some((one(2), rate, Attack::Searches)),
+        ),
+        (
+            "greedy: searches cancelled after 1 ms",
+            Some((one(2), rate, Attack::CancelledSearches)),
+        ),
+        (
+            "greedy: counts with 4,096-value any lists",
+            Some((one(2), rate, Attack::HugeAnyCounts)),
+        ),
+        (
+            "storm: searches over 24 cold tenants",
+            Some((storm_tenants, rate, Attack::ColdLoads)),
+        ),
+    ];
+    if !texty_tenant.is_empty() {
+        plan.push((
+            "texty: embeds of 64 long texts",
+            Some((texty_tenant, 100.0, Attack::Embeds)),
+        ));
+    } else {
+        eprintln!(
+            "  (no embedding flood: the model is not in the models folder; `make setup` fetches it)"
+        );
+    }
     let result = victim_runtime.block_on(async {
         let mut phases = Vec::new();
         // Warm up, then quiet, then each flood.
         victim_latencies(&victim, set, 1.0).await?;
-        let rate = 10.0 * f64::from(QUOTA_RPS);
-        for (phase, flooder, attack) in [
-            ("quiet", None, Attack::Searches),
-            ("neighbour at 10x its quota", Some(1), Attack::Searches),
-            ("greedy (no quota) at the same rate", Some(2), Attack::Searches),
-            ("greedy: searches cancelled after 1 ms", Some(2), Attack::CancelledSearches),
-            ("greedy: counts with 4,096-value any lists", Some(2), Attack::HugeAnyCounts),
-        ] {
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let flooding = flooder.map(|f: usize| {
-                let (url, token, set, stop) = (
-                    url.clone(),
-                    tokens[f].clone(),
-                    Arc::clone(set),
-                    Arc::clone(&stop),
-                );
-                let name = names[f];
-                std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Runtime::new()?;
-                    runtime.block_on(flood(
-                        url,
-                        name,
-                        token,
-                        &set,
-                        (FLOOD_CLIENTS, rate, attack),
-                        stop,
-                    ))
+        for (phase, flood) in plan {
+            let flooding = flood
+                .map(|(tenants, rate, attack)| {
+                    start_flood(&FloodOrder {
+                        url: url.clone(),
+                        tenants,
+                        dim,
+                        clients: FLOOD_CLIENTS,
+                        rate,
+                        attack,
+                    })
                 })
-            });
+                .transpose()?;
             // Let the flood reach its rate before measuring.
             if flooding.is_some() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             let latencies = victim_latencies(&victim, set, seconds).await?;
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
             let (answered, refused) = match flooding {
-                Some(f) => f.join().map_err(|_| "the flood thread panicked")??,
+                Some(child) => end_flood(child)?,
                 None => (0, 0),
             };
             eprintln!(
@@ -880,9 +1110,12 @@ fn noisy_neighbour(set: &Arc<Dataset>, dim: usize, seconds: f64) -> Result<Value
     drop(victim_runtime);
     let _ = stop_server.send(());
     server_runtime.block_on(server)??;
+    if let Some(local) = local {
+        local.stop();
+    }
     let quiet_p99 = result[0]["victim_p99_us"].as_f64().unwrap_or(f64::NAN);
     let mut markdown = format!(
-        "### Noisy neighbour: victim and neighbours of {size} points, ef 64, {seconds:.0} s per phase; the neighbour's quota {QUOTA_RPS} requests/s, {FLOOD_CLIENTS} flooding clients
+        "### Noisy neighbour: victim and neighbours of {size} points, ef 64, {seconds:.0} s per phase; the neighbour's quota {QUOTA_RPS} requests/s; each flood {FLOOD_CLIENTS} clients in a process of its own; the storm's {STORM} tenants of {STORM_SIZE} points under a memory budget that holds {STORM_RESIDENT}
 
 | phase | victim p50 us | victim p99 us | p99 / quiet | flood answered/s | flood refused/s |
 |---|---|---|---|---|---|
@@ -1256,6 +1489,9 @@ fn cold_first_query(dir: &Path) -> Result<(), Error> {
 }
 
 fn main() -> Result<(), Error> {
+    if std::env::args().nth(1).as_deref() == Some("--flood") {
+        return flood_process();
+    }
     if let [_, flag, dir] = std::env::args().collect::<Vec<_>>().as_slice() {
         match flag.as_str() {
             "--reopen-only" => return reopen_only(Path::new(dir)),
@@ -1313,7 +1549,7 @@ fn main() -> Result<(), Error> {
         let token = registry.issue_token(TENANT)?.token;
         let runtime = tokio::runtime::Runtime::new()?;
         grpc_runs = runtime.block_on(async {
-            let (url, stop, server) = serve(&registry).await?;
+            let (url, stop, server) = serve(&registry, Embedders::none()).await?;
             let client = TenantClient::connect(url, TENANT, token).await?;
             let runs = through_grpc(&client, &set, &args.efs).await;
             let _ = stop.send(());

@@ -155,7 +155,7 @@ impl ServeArgs {
 }
 
 /// `~/.cache/bulkhead/models`, where `scripts/fetch-model.sh` puts them.
-fn default_models_dir() -> PathBuf {
+pub fn default_models_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".cache").join("bulkhead").join("models")
 }

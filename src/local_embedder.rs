@@ -115,9 +115,16 @@ impl Drop for LocalEmbedder {
 
 /// `bulkhead-embedder` beside this executable, else from PATH.
 fn binary() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .map(|exe| exe.with_file_name(BINARY))
-        .filter(|path| path.is_file())
+    let exe = std::env::current_exe().ok();
+    // Beside this binary, or beside its folder for cargo's test and
+    // benchmark binaries (target/release/deps/).
+    exe.iter()
+        .flat_map(|exe| {
+            [exe.parent(), exe.parent().and_then(Path::parent)]
+                .into_iter()
+                .flatten()
+                .map(|dir| dir.join(BINARY))
+        })
+        .find(|path| path.is_file())
         .unwrap_or_else(|| PathBuf::from(BINARY))
 }
