@@ -49,14 +49,30 @@ pub struct AdmissionLimits {
     pub workers: usize,
     /// Requests one tenant may have waiting for a worker.
     pub queued_per_tenant: usize,
+    /// Loads of cold tenants running at once, apart from the workers.
+    pub loaders: usize,
 }
 
 impl Default for AdmissionLimits {
-    /// One worker per CPU, and 256 waiting requests per tenant.
+    /// One worker per CPU, 256 waiting requests per tenant, and one loader
+    /// per two CPUs.
     fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         AdmissionLimits {
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: cpus,
             queued_per_tenant: 256,
+            loaders: (cpus / 2).max(1),
+        }
+    }
+}
+
+impl AdmissionLimits {
+    /// The limits of the loaders' own admission: `loaders` at once, and
+    /// the same queue per tenant (a tenant waits for one load at a time).
+    pub(crate) fn loading(self) -> AdmissionLimits {
+        AdmissionLimits {
+            workers: self.loaders,
+            ..self
         }
     }
 }
@@ -280,6 +296,7 @@ mod tests {
         AdmissionLimits {
             workers,
             queued_per_tenant,
+            loaders: 1,
         }
     }
 

@@ -28,6 +28,10 @@ pub struct PointsApi {
     registry: Arc<Registry>,
     embedders: Arc<Embedders>,
     admission: Arc<Admission>,
+    /// Cold loads' own admission, apart from the workers: a storm of
+    /// loads (each a read of a tenant's points and graph from disk) never
+    /// takes the workers that serve the tenants in memory.
+    loading: Arc<Admission>,
     /// One lock per tenant being loaded: concurrent first requests of a
     /// cold tenant wait here, asynchronously, while one of them loads it.
     loads: Arc<Loads>,
@@ -50,6 +54,7 @@ impl PointsApi {
             registry,
             embedders,
             admission: Arc::new(Admission::new(limits)),
+            loading: Arc::new(Admission::new(limits.loading())),
             loads: Arc::default(),
         }
     }
@@ -88,10 +93,11 @@ impl PointsApi {
             .await
     }
 
-    /// Loads a cold tenant through admission; concurrent first requests
-    /// wait for that load without holding a thread. The load's turn moves
-    /// into its work, so a first request that is cancelled lets the next
-    /// one in only when the load it started has ended.
+    /// Loads a cold tenant through the loaders' admission (fair across
+    /// tenants, apart from the workers); concurrent first requests wait
+    /// for that load without holding a thread. The load's turn moves into
+    /// its work, so a first request that is cancelled lets the next one in
+    /// only when the load it started has ended.
     async fn load(&self, access: &Access) -> Result<(), Status> {
         if access.is_loaded() {
             return Ok(());
@@ -103,7 +109,7 @@ impl PointsApi {
             return Ok(());
         }
         let (registry, access) = (Arc::clone(&self.registry), access.clone());
-        self.admission
+        self.loading
             .run(key, move |_| {
                 let _turn = turn;
                 registry.handle(&access).map(drop)

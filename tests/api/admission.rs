@@ -30,6 +30,7 @@ async fn narrow_server() -> TestServer {
                 AdmissionLimits {
                     workers: 1,
                     queued_per_tenant: 2,
+                    loaders: 1,
                 },
             ),
             admin: AdminApi::new(
