@@ -98,7 +98,6 @@ impl<W> FairQueue<W> {
         *counter = counter.saturating_add(cost);
     }
 
-    /// The least-served backlogged tenant's oldest request, charged.
     /// Whether a running request of `tenant` owes its slot to another
     /// tenant: one waits that has been served less.
     pub fn owes_turn(&self, tenant: u64) -> bool {
@@ -113,26 +112,21 @@ impl<W> FairQueue<W> {
     /// least, which is returned (the caller wakes it). None when no other
     /// tenant waits. The slot count is unchanged: the slot changed hands.
     pub fn step_aside(&mut self, tenant: u64) -> Option<W> {
-        let next = self
-            .waiting
-            .keys()
-            .filter(|t| **t != tenant)
-            .map(|&t| (self.counters.get(&t).copied().unwrap_or(0), t))
-            .min()?
-            .1;
-        let queue = self.waiting.get_mut(&next)?;
-        let (waker, cost) = queue.pop_front()?;
-        if queue.is_empty() {
-            self.waiting.remove(&next);
-        }
-        self.charge(next, cost);
-        Some(waker)
+        self.next_of(|t| t != tenant)
     }
 
+    /// The least-served backlogged tenant's oldest request, charged.
     fn next(&mut self) -> Option<W> {
+        self.next_of(|_| true)
+    }
+
+    /// The oldest request of the least-served backlogged tenant that
+    /// `eligible` accepts, charged.
+    fn next_of(&mut self, eligible: impl Fn(u64) -> bool) -> Option<W> {
         let tenant = self
             .waiting
             .keys()
+            .filter(|&&t| eligible(t))
             .map(|&t| (self.counters.get(&t).copied().unwrap_or(0), t))
             .min()?
             .1;
