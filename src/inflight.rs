@@ -206,8 +206,10 @@ where
                     match ready!(this.inner.as_mut().poll_frame(cx)) {
                         Some(Ok(frame)) => match frame.into_data() {
                             Ok(data) => read.extend_from_slice(&data),
-                            // Trailers before a whole header: nothing to
-                            // reserve; hand on what there is.
+                            // Trailers before a whole header: no message
+                            // to reserve for. What was read goes on (the
+                            // trailers with it when nothing was), and
+                            // tonic refuses the short message.
                             Err(frame) => {
                                 let held = std::mem::take(read).freeze();
                                 *this.state = State::Passing;

@@ -178,8 +178,7 @@ impl Admission {
 /// less is waiting, hands this worker to it and sleeps until a worker is
 /// freed for it again.
 fn step_aside_if_owed(queue: &Shared, key: u64, units: u64, charged: &AtomicU64) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
+    let resumed = {
         let mut slots = queue.lock();
         let before = charged.load(Ordering::Relaxed);
         if units > before {
@@ -199,11 +198,13 @@ fn step_aside_if_owed(queue: &Shared, key: u64, units: u64, charged: &AtomicU64)
         if !handed {
             return;
         }
+        let (tx, rx) = std::sync::mpsc::channel();
         slots.resuming.push_back(tx);
-    }
+        rx
+    };
     // Woken when a worker is freed; should the sender vanish (it cannot
     // while the queue lives), run on rather than sleep for ever.
-    let _ = rx.recv();
+    let _ = resumed.recv();
 }
 
 /// A request waiting for a worker. Dropped while waiting (its caller went
