@@ -83,6 +83,10 @@ pub struct Encoded {
 /// short query a fraction of one.
 pub const QUANTUM_TOKENS: usize = 256;
 
+/// Requests of at most this many bytes of text are tokenized on the
+/// async thread that received them, not on the blocking pool.
+const INLINE_TOKENIZE_BYTES: usize = 1_024;
+
 /// One request, answered once each of its texts has its vector.
 struct Job {
     reply: Mutex<Option<oneshot::Sender<Result<Encoded, BatchError>>>>,
@@ -342,13 +346,21 @@ impl Batchers {
         }
         // Refused before the tokenizer's work when the queue is full already.
         self.check_room(&lock(&class.queue), tenant, texts.len())?;
+        let bytes: usize = texts.iter().map(String::len).sum();
+        // A query or two is tokenized here (tens of microseconds); longer
+        // requests on the blocking pool.
         let encoder = Arc::clone(&self.encoder);
-        let encodings = tokio::task::spawn_blocking(move || {
+        let tokenize = move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             encoder.tokenize(&refs)
-        })
-        .await
-        .map_err(|e| BatchError::Failed(e.to_string()))?
+        };
+        let encodings = if bytes <= INLINE_TOKENIZE_BYTES {
+            tokenize()
+        } else {
+            tokio::task::spawn_blocking(tokenize)
+                .await
+                .map_err(|e| BatchError::Failed(e.to_string()))?
+        }
         .map_err(|e| BatchError::Failed(e.to_string()))?;
         let (reply, answer) = oneshot::channel();
         let job = Arc::new(Job {
