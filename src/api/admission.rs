@@ -17,18 +17,19 @@
 //!   turn comes (until then it still counts in its tenant's queue); if it
 //!   was running, its work is cancelled and stops at its next check, and
 //!   its worker is handed on only when the work has really stopped.
-//! - **A long request steps aside**: at each check of its metered loops
+//! - **A long request lends a worker**: at each check of its metered loops
 //!   (every 1,024 items) a running request is charged what it did so far,
-//!   and if another tenant that has been served less is waiting, it hands
-//!   its worker to that tenant's request and sleeps until the next worker
-//!   is freed, which goes to it before any waiting request. So a request
-//!   of another tenant waits for about 1,024 items of a scan, not for the
-//!   whole scan (test `a_long_request_steps_aside_for_another_tenant`). It
-//!   steps aside only for other tenants, whose requests never wait on the
-//!   locks it may hold, and it resumes at the next release of any worker,
-//!   never behind the queue.
+//!   and if another tenant that has been served less is waiting, that
+//!   tenant's request is started at once on a worker lent beyond the
+//!   limit (at most `workers` lent at a time); the next worker to free up
+//!   is not handed on but returned. So a request of another tenant waits
+//!   for about 1,024 items of a scan, not for the whole scan, and shares
+//!   the CPU with it meanwhile (test
+//!   `a_long_request_lends_a_worker_to_another_tenant`). The long request
+//!   never stops: it may hold its tenant's locks, and a request that slept
+//!   holding them could wait for a worker that only requests blocked on
+//!   those locks hold.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -78,11 +79,12 @@ impl AdmissionLimits {
 }
 
 /// The workers' state: the fair queue of waiting requests, and the
-/// requests that stepped aside and take the next freed worker.
+/// workers lent beyond the limit (each returned when a worker frees up).
 #[derive(Debug)]
 struct Slots {
     fair: FairQueue<oneshot::Sender<()>>,
-    resuming: VecDeque<std::sync::mpsc::Sender<()>>,
+    lent: usize,
+    most_lent: usize,
 }
 
 type Shared = Arc<Mutex<Slots>>;
@@ -98,7 +100,8 @@ impl Admission {
         Admission {
             queue: Arc::new(Mutex::new(Slots {
                 fair: FairQueue::new(limits.workers),
-                resuming: VecDeque::new(),
+                lent: 0,
+                most_lent: limits.workers.max(1),
             })),
             queued_per_tenant: limits.queued_per_tenant.max(1),
         }
@@ -151,7 +154,7 @@ impl Admission {
         let charged = Arc::new(AtomicU64::new(START_UNITS));
         let work = Arc::new(Work::with_checkpoint({
             let (queue, charged) = (Arc::clone(&self.queue), Arc::clone(&charged));
-            Box::new(move |units| step_aside_if_owed(&queue, key, units, &charged))
+            Box::new(move |units| lend_if_owed(&queue, key, units, &charged))
         }));
         let stop = CancelOnDrop(Some(Arc::clone(&work)));
         let task = tokio::task::spawn_blocking(move || {
@@ -175,36 +178,24 @@ impl Admission {
 
 /// At a check of a running request of `key` that has done `units`:
 /// charges what it did since the last check, and if another tenant served
-/// less is waiting, hands this worker to it and sleeps until a worker is
-/// freed for it again.
-fn step_aside_if_owed(queue: &Shared, key: u64, units: u64, charged: &AtomicU64) {
-    let resumed = {
-        let mut slots = queue.lock();
-        let before = charged.load(Ordering::Relaxed);
-        if units > before {
-            slots.fair.charge_more(key, units - before);
-            charged.store(units, Ordering::Relaxed);
-        }
-        if !slots.fair.owes_turn(key) {
+/// less is waiting (and fewer than `most_lent` workers are lent), starts
+/// that tenant's request on a lent worker. The caller runs on.
+fn lend_if_owed(queue: &Shared, key: u64, units: u64, charged: &AtomicU64) {
+    let mut slots = queue.lock();
+    let before = charged.load(Ordering::Relaxed);
+    if units > before {
+        slots.fair.charge_more(key, units - before);
+        charged.store(units, Ordering::Relaxed);
+    }
+    if slots.lent >= slots.most_lent || !slots.fair.owes_turn(key) {
+        return;
+    }
+    while let Some(next) = slots.fair.lend(key) {
+        if next.send(()).is_ok() {
+            slots.lent += 1;
             return;
         }
-        let mut handed = false;
-        while let Some(next) = slots.fair.step_aside(key) {
-            if next.send(()).is_ok() {
-                handed = true;
-                break;
-            }
-        }
-        if !handed {
-            return;
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        slots.resuming.push_back(tx);
-        rx
-    };
-    // Woken when a worker is freed; should the sender vanish (it cannot
-    // while the queue lives), run on rather than sleep for ever.
-    let _ = resumed.recv();
+    }
 }
 
 /// A request waiting for a worker. Dropped while waiting (its caller went
@@ -249,18 +240,17 @@ impl Drop for Worker {
     }
 }
 
-/// Frees a worker (after charging `extra` units to `key`'s counter) and
-/// hands it to a request that stepped aside, else to the next waiting
-/// request whose caller is still there.
+/// Frees a worker (after charging `extra` units to `key`'s counter):
+/// returns it if one is lent, else hands it to the next waiting request
+/// whose caller is still there.
 fn hand_on(queue: &Mutex<Slots>, extra: u64, key: Option<u64>) {
     let mut slots = queue.lock();
     if let Some(key) = key {
         slots.fair.charge_more(key, extra);
     }
-    while let Some(resuming) = slots.resuming.pop_front() {
-        if resuming.send(()).is_ok() {
-            return;
-        }
+    if slots.lent > 0 {
+        slots.lent -= 1;
+        return;
     }
     while let Some(next) = slots.fair.finish() {
         if next.send(()).is_ok() {
@@ -404,10 +394,10 @@ mod tests {
     }
 
     /// One worker, busy with a long metered loop of tenant 1: a request of
-    /// tenant 2 runs while the loop is still going (the loop steps aside
-    /// at a check), not after it.
+    /// tenant 2 runs while the loop is still going (on a worker the loop
+    /// lends at a check), not after it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_long_request_steps_aside_for_another_tenant() {
+    async fn a_long_request_lends_a_worker_to_another_tenant() {
         use std::sync::atomic::AtomicBool;
         let admission = Arc::new(Admission::new(limits(1, 8)));
         let done = Arc::new(AtomicBool::new(false));
@@ -442,6 +432,6 @@ mod tests {
         assert!(long_was_running);
         long.await.unwrap().unwrap();
         let slots = admission.queue.lock();
-        assert_eq!((slots.fair.waiting(), slots.resuming.len()), (0, 0));
+        assert_eq!((slots.fair.waiting(), slots.lent), (0, 0));
     }
 }

@@ -107,11 +107,11 @@ impl<W> FairQueue<W> {
             .any(|t| *t != tenant && self.counters.get(t).copied().unwrap_or(0) < own)
     }
 
-    /// A running request of `tenant` steps aside: its slot goes straight to
-    /// the waiting request of another tenant that has been served the
-    /// least, which is returned (the caller wakes it). None when no other
-    /// tenant waits. The slot count is unchanged: the slot changed hands.
-    pub fn step_aside(&mut self, tenant: u64) -> Option<W> {
+    /// A running request of `tenant` lends a slot: the waiting request of
+    /// another tenant that has been served the least is returned, charged
+    /// (the caller starts it on a slot beyond the limit, and keeps count of
+    /// it). None when no other tenant waits.
+    pub fn lend(&mut self, tenant: u64) -> Option<W> {
         self.next_of(|t| t != tenant)
     }
 
@@ -212,23 +212,19 @@ mod tests {
     }
 
     #[test]
-    fn a_running_tenant_steps_aside_only_for_one_served_less() {
+    fn a_running_tenant_lends_only_to_one_served_less() {
         let mut queue = FairQueue::new(1);
         assert_eq!(queue.arrive(1, 1, 1), Some(1));
         assert!(!queue.owes_turn(1), "nobody waits");
         assert!(queue.arrive(1, 1, 10).is_none());
         assert!(!queue.owes_turn(1), "only its own requests wait");
-        assert_eq!(queue.step_aside(1), None);
+        assert_eq!(queue.lend(1), None);
         assert!(queue.arrive(2, 1, 2).is_none());
         queue.charge_more(1, 5_000);
         assert!(queue.owes_turn(1));
-        assert_eq!(
-            queue.step_aside(1),
-            Some(2),
-            "another tenant's, not its own"
-        );
+        assert_eq!(queue.lend(1), Some(2), "another tenant's, not its own");
         assert!(!queue.owes_turn(1));
-        // The slot changed hands: none was freed.
+        // Lending frees no slot: a newcomer still waits.
         assert!(queue.arrive(3, 1, 3).is_none());
     }
 

@@ -19,8 +19,8 @@ use crate::error::{EngineError, Result};
 const CHECK_EVERY: u64 = 1024;
 
 /// What a metered loop calls at each check with the work's units so far:
-/// the server's admission, which may make the request step aside for
-/// another tenant's (see `src/api/admission.rs`).
+/// the server's admission, which may lend a worker to another tenant's
+/// request meanwhile (see `src/api/admission.rs`).
 pub type Checkpoint = Box<dyn Fn(u64) + Send + Sync>;
 
 /// One request's work: its cost so far and whether its caller still waits.
