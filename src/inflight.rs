@@ -11,7 +11,16 @@
 //! and calls cannot deadlock each other. A call waits its turn (FIFO) for
 //! the budget, within its deadline; HTTP/2 flow control keeps the unread
 //! body on the client meanwhile. A message larger than the whole budget
-//! reserves the whole budget, and so runs alone.
+//! reserves the whole budget, and so runs alone; one declared larger than
+//! tonic's decoding limit (64 MiB) reserves nothing, since tonic refuses
+//! it unread.
+//!
+//! Known limits: the reservation is taken before the call's token is
+//! checked (that happens on the decoded message), so unauthenticated
+//! streams that send a header and stall hold budget until their deadline;
+//! and the budget is one FIFO for every tenant, held while a call waits in
+//! its tenant's admission queue, so a tenant's burst of large upserts can
+//! make other tenants' calls wait for bytes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -195,11 +204,18 @@ where
                         let declared =
                             u32::from_be_bytes([read[1], read[2], read[3], read[4]]) as usize;
                         let declared = GRPC_HEADER + declared;
+                        let held = std::mem::take(read).freeze();
+                        // tonic refuses a message over its decoding limit
+                        // before buffering it: nothing to reserve, and a
+                        // caller declaring 4 GiB takes no budget.
+                        if declared > GRPC_HEADER + crate::api::MAX_MESSAGE_BYTES {
+                            *this.state = State::Passing;
+                            return Poll::Ready(Some(Ok(Frame::data(held))));
+                        }
                         let bytes = declared.min(this.budget.bytes);
                         let permits = Arc::clone(&this.budget.permits);
                         let acquire: Acquire =
                             Box::pin(async move { permits.acquire_many_owned(bytes as u32).await });
-                        let held = std::mem::take(read).freeze();
                         *this.state = State::Reserving(acquire, held, declared);
                         continue;
                     }

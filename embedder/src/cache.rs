@@ -3,11 +3,13 @@
 //!
 //! Its capacity is partitioned: each tenant's entries live in the tenant's
 //! own least-recently-used partition, bounded by the tenant's share, and a
-//! tenant's new entry evicts only that tenant's older ones. Another
-//! tenant's traffic can thus neither push out a tenant's entries nor be
-//! watched through them. The node's total bound holds `capacity / share`
-//! full shares; past it, the partition idle longest goes as a whole, like
-//! a tenant that goes cold in the engine's memory budget.
+//! tenant's new entry evicts only that tenant's older ones, so another
+//! tenant's traffic cannot push out an active tenant's entries entry by
+//! entry. The node's total bound holds `capacity / share` full shares;
+//! past it, the partition idle longest goes as a whole, like a tenant that
+//! goes cold in the engine's memory budget. That is still a coarse signal:
+//! a tenant idle long enough to lose its partition learns that others
+//! were busy meanwhile (as a tenant's cold load does).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
