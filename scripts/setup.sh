@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Bulkhead needs on a new Debian machine
 # that has Rust, Python 3 and make. Idempotent: each check asks the consumer
-# itself (bindgen's libclang, the C++ compiler, pip, venv, the model's bytes,
+# itself (bindgen's libclang, the C++ and C compilers, pip, venv, the model's bytes,
 # the virtualenv's imports, buf), and installs only what fails it.
 #
 #   scripts/setup.sh          what `make test` needs
@@ -56,6 +56,12 @@ fi
 "$here/fetch-model.sh"
 
 [ "$what" = run ] && exit 0
+
+# The power-loss test builds a preloadable C library with ${CC:-cc}.
+if ! "$here/cc-check.sh" 2>/dev/null; then
+  apt_install gcc libc6-dev || true
+  "$here/cc-check.sh" || { echo "setup: install gcc (Debian) or set CC to a C compiler that builds shared libraries" >&2; exit 1; }
+fi
 
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

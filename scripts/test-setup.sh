@@ -80,6 +80,14 @@ setup_says_what_to_install() {
 }
 expect ok "set-up stops with a clear message when libclang cannot be installed" setup_says_what_to_install
 
+# The C compiler, as the power-loss test runs it.
+expect ok "this machine's cc builds the power-loss test's preloaded library" "$here/cc-check.sh"
+expect fail "a CC that does not exist" env CC="$work/no-such-cc" "$here/cc-check.sh"
+mkdir -p "$work/cc-no-shared"
+printf '#!/bin/sh\nfor a; do [ "$a" = -shared ] && exit 1; done\nexec cc "$@"\n' >"$work/cc-no-shared/cc"
+chmod +x "$work/cc-no-shared/cc"
+expect fail "a cc that cannot link a shared library" env CC="$work/cc-no-shared/cc" "$here/cc-check.sh"
+
 # The model, by the digests of the files the encoder reads.
 expect ok "the default model is whole" "$here/fetch-model.sh" --check
 models="${BULKHEAD_MODELS_DIR:-$HOME/.cache/bulkhead/models}/all-MiniLM-L6-v2"

@@ -144,19 +144,21 @@ fn invariant_6_acknowledged_writes_survive_sigkill() {
     }
 }
 
-/// Builds the file layer of `powerloss/synclog.c` into `dir`.
+/// Builds the file layer of `powerloss/synclog.c` into `dir` with `$CC`
+/// (default `cc`), as `scripts/cc-check.sh` checks it can.
 fn build_sync_log_layer(dir: &std::path::Path) -> std::path::PathBuf {
     let source =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/powerloss/synclog.c");
     let library = dir.join("libsynclog.so");
-    let status = std::process::Command::new("cc")
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = std::process::Command::new(&cc)
         .args(["-shared", "-fPIC", "-O1", "-o"])
         .arg(&library)
         .arg(&source)
         .arg("-ldl")
         .status()
-        .unwrap_or_else(|e| panic!("cannot run cc to build {}: {e}", source.display()));
-    assert!(status.success(), "cc failed on {}", source.display());
+        .unwrap_or_else(|e| panic!("cannot run {cc} to build {}: {e}", source.display()));
+    assert!(status.success(), "{cc} failed on {}", source.display());
     library
 }
 
