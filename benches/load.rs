@@ -571,6 +571,18 @@ fn flood_texts(call: usize) -> Vec<String> {
         .collect()
 }
 
+/// `message` as a request with the tenant's bearer token.
+fn authorized<T>(
+    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    message: T,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
+    request
+}
+
 /// Sends `attack` from `clients` clients at `rate` attempts per second in
 /// all, until `stop`: (answered, refused with RESOURCE_EXHAUSTED). A call
 /// that ran out of its own deadline counts as answered (sent and given up,
@@ -618,40 +630,40 @@ async fn flood(
                     let answer = match attack {
                         Attack::Searches | Attack::CancelledSearches | Attack::ColdLoads => {
                             let cancelled = attack == Attack::CancelledSearches;
-                            let mut request = tonic::Request::new(WireSearch {
-                                tenant: tenant.clone(),
-                                vector,
-                                k: K as u32,
-                                ef: 64,
-                                filter: cancelled.then(|| filter.clone()),
-                                ..Default::default()
-                            });
+                            let mut request = authorized(
+                                bearer,
+                                WireSearch {
+                                    tenant: tenant.clone(),
+                                    vector,
+                                    k: K as u32,
+                                    ef: 64,
+                                    filter: cancelled.then(|| filter.clone()),
+                                    ..Default::default()
+                                },
+                            );
                             if cancelled {
                                 request.set_timeout(Duration::from_millis(1));
                             }
-                            request
-                                .metadata_mut()
-                                .insert("authorization", bearer.clone());
                             points.search(request).await.map(drop)
                         }
                         Attack::HugeAnyCounts => {
-                            let mut request = tonic::Request::new(CountRequest {
-                                tenant: tenant.clone(),
-                                filter: Some(filter.clone()),
-                            });
-                            request
-                                .metadata_mut()
-                                .insert("authorization", bearer.clone());
+                            let request = authorized(
+                                bearer,
+                                CountRequest {
+                                    tenant: tenant.clone(),
+                                    filter: Some(filter.clone()),
+                                },
+                            );
                             points.count(request).await.map(drop)
                         }
                         Attack::Embeds => {
-                            let mut request = tonic::Request::new(PointsServiceEmbedRequest {
-                                tenant: tenant.clone(),
-                                texts: flood_texts(i),
-                            });
-                            request
-                                .metadata_mut()
-                                .insert("authorization", bearer.clone());
+                            let request = authorized(
+                                bearer,
+                                PointsServiceEmbedRequest {
+                                    tenant: tenant.clone(),
+                                    texts: flood_texts(i),
+                                },
+                            );
                             points.embed(request).await.map(drop)
                         }
                     };

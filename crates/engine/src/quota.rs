@@ -84,6 +84,18 @@ struct Bucket {
     refilled: Instant,
 }
 
+impl Bucket {
+    /// Adds what `per_second` refills since the last call, holding at most
+    /// `capacity`, and says what the bucket holds now.
+    fn refill(&mut self, per_second: f64, capacity: f64) -> f64 {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_second).min(capacity);
+        self.refilled = now;
+        self.tokens
+    }
+}
+
 /// A search counted against `max_concurrent_searches` until dropped.
 #[derive(Debug)]
 pub struct SearchPermit {
@@ -133,9 +145,10 @@ impl Limits {
         if per_minute == 0 {
             return Ok(());
         }
-        let left = self.refill_tokens(per_minute);
+        let per_minute = per_minute as f64;
+        let left = self.tokens.lock().refill(per_minute / 60.0, per_minute);
         if left <= 0.0 {
-            let wait = (1.0 - left) * 60.0 / per_minute as f64;
+            let wait = (1.0 - left) * 60.0 / per_minute;
             return Err(EngineError::QuotaExceeded(format!(
                 "quota max_embedding_tokens_per_minute ({per_minute}) used up: this tenant's texts took its tokens of the last minute; retry in {:.0} s",
                 wait.ceil().max(1.0)
@@ -150,20 +163,10 @@ impl Limits {
         if per_minute == 0 || tokens == 0 {
             return;
         }
-        self.refill_tokens(per_minute);
-        self.tokens.lock().tokens -= tokens as f64;
-    }
-
-    /// Refills the embedding budget for the time since the last refill (at
-    /// most one minute's worth held) and says what is left.
-    fn refill_tokens(&self, per_minute: u64) -> f64 {
         let per_minute = per_minute as f64;
         let mut bucket = self.tokens.lock();
-        let now = Instant::now();
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_minute / 60.0).min(per_minute);
-        bucket.refilled = now;
-        bucket.tokens
+        bucket.refill(per_minute / 60.0, per_minute);
+        bucket.tokens -= tokens as f64;
     }
 
     /// Takes one request from the rate budget.
@@ -174,11 +177,7 @@ impl Limits {
         }
         let rate = f64::from(rate);
         let mut bucket = self.bucket.lock();
-        let now = Instant::now();
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
-        bucket.refilled = now;
-        if bucket.tokens < 1.0 {
+        if bucket.refill(rate, rate) < 1.0 {
             return Err(EngineError::QuotaExceeded(format!(
                 "quota max_requests_per_second ({rate}) exceeded; retry after a short wait"
             )));
