@@ -22,8 +22,10 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
+    /// Connects to `addr` ("http://host:port", or "https://host:port"
+    /// trusting the system's roots; see [`crate::connect`] for more).
     pub async fn connect(addr: impl Into<String>, admin_token: impl AsRef<str>) -> Result<Self> {
-        let channel = crate::channel(addr).await?;
+        let channel = crate::connect(addr, &crate::Tls::default()).await?;
         Self::with_channel(channel, admin_token)
     }
 

@@ -23,7 +23,9 @@ pub enum Error {
     /// Any other status.
     #[error("{code:?}: {message}")]
     Server { code: tonic::Code, message: String },
-    #[error("transport: {0}")]
+    /// No connection: the server is unreachable, or the TLS handshake
+    /// failed (the message carries the cause, e.g. an unknown issuer).
+    #[error("transport: {}", causes(.0))]
     Transport(#[from] tonic::transport::Error),
 }
 
@@ -42,4 +44,17 @@ impl From<tonic::Status> for Error {
             code => Error::Server { code, message },
         }
     }
+}
+
+/// An error and its sources, "a: b: c": tonic's transport errors say only
+/// "transport error" at the top; the cause (refused, TLS) is below.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

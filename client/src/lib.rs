@@ -36,11 +36,13 @@ mod error;
 mod filter;
 pub mod json;
 mod tenant;
+mod tls;
 
 pub use admin::{AdminClient, IssuedToken};
 pub use error::{Error, Result};
 pub use filter::{Condition, Filter};
 pub use tenant::{Embedding, Page, Point, ScoredPoint, SearchBuilder, TenantClient};
+pub use tls::{Tls, connect, endpoint, read_secret_file, secrets_equal};
 
 /// Generated wire types and gRPC clients (proto/bulkhead/v1).
 pub mod proto {
@@ -56,13 +58,6 @@ pub use proto::Metric;
 /// `MAX_BATCH_POINTS`; tests/api/sdk.rs checks that the two agree.
 pub const MAX_BATCH_POINTS: usize = 10_000;
 
-/// Opens a channel to `addr` ("http://host:port").
-async fn channel(addr: impl Into<String>) -> Result<tonic::transport::Channel> {
-    let endpoint = tonic::transport::Endpoint::from_shared(addr.into())
-        .map_err(|e| Error::InvalidArgument(format!("bad server address: {e}")))?;
-    Ok(endpoint.connect().await?)
-}
-
 /// `message` with its `authorization` metadata.
 fn authorized<T>(
     bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
@@ -75,12 +70,16 @@ fn authorized<T>(
     request
 }
 
-/// `authorization: Bearer <token>` metadata.
+/// `authorization: Bearer <token>` metadata, marked sensitive: HTTP/2's
+/// header compression never indexes it, and its Debug form hides it.
 fn bearer(token: &str) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> {
     if token.trim().is_empty() {
         return Err(Error::InvalidArgument("a token is required".into()));
     }
-    format!("Bearer {}", token.trim())
-        .parse()
-        .map_err(|_| Error::InvalidArgument("the token has characters that cannot be sent".into()))
+    let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+        format!("Bearer {}", token.trim()).parse().map_err(|_| {
+            Error::InvalidArgument("the token has characters that cannot be sent".into())
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
 }

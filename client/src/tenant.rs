@@ -116,13 +116,16 @@ pub struct TenantClient {
 }
 
 impl TenantClient {
-    /// Connects to `addr` ("http://host:port") as `tenant`.
+    /// Connects to `addr` as `tenant`: "http://host:port", or
+    /// "https://host:port" trusting the system's roots. For a CA bundle or a
+    /// client certificate, open the channel with [`crate::connect`] and a
+    /// [`crate::Tls`], then [`TenantClient::with_channel`].
     pub async fn connect(
         addr: impl Into<String>,
         tenant: impl Into<String>,
         token: impl AsRef<str>,
     ) -> Result<Self> {
-        let channel = crate::channel(addr).await?;
+        let channel = crate::connect(addr, &crate::Tls::default()).await?;
         Self::with_channel(channel, tenant, token)
     }
 

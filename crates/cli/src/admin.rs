@@ -5,13 +5,12 @@ use bulkhead_client::{AdminClient, proto};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{CliResult, DEFAULT_ADDR, print_json};
+use super::{CliResult, print_json};
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Server address.
-    #[arg(long, env = "BULKHEAD_ADDR", default_value = DEFAULT_ADDR, global = true)]
-    addr: String,
+    #[command(flatten)]
+    connection: super::Connection,
     /// The admin token (the server logs where it keeps a generated one).
     #[arg(
         long,
@@ -395,7 +394,8 @@ impl AdminArgs {
             .ok_or("the admin token is required: --token or BULKHEAD_ADMIN_TOKEN")?;
         let json = self.json;
         if let AdminCommand::Audit = self.command {
-            let report = super::audit::audit_server(&self.addr, &token).await?;
+            let report =
+                super::audit::audit_channel(self.connection.channel().await?, &token).await?;
             if json {
                 print_json(&report.to_json());
             } else {
@@ -406,7 +406,7 @@ impl AdminArgs {
                 n => Err(format!("the audit found {n} leak(s)").into()),
             };
         }
-        let admin = AdminClient::connect(self.addr, token).await?;
+        let admin = AdminClient::with_channel(self.connection.channel().await?, token)?;
         match self.command {
             AdminCommand::Audit => {}
             AdminCommand::Tenant(TenantCommand::Create {

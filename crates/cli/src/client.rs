@@ -6,16 +6,15 @@ use bulkhead_client::{Filter, Point, TenantClient};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{CliResult, DEFAULT_ADDR, print_json};
+use super::{CliResult, print_json};
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// The tenant to work on.
     #[arg(long, env = "BULKHEAD_TENANT", global = true)]
     tenant: Option<String>,
-    /// Server address.
-    #[arg(long, env = "BULKHEAD_ADDR", default_value = DEFAULT_ADDR, global = true)]
-    addr: String,
+    #[command(flatten)]
+    connection: super::Connection,
     /// The tenant's token.
     #[arg(long, env = "BULKHEAD_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
@@ -186,7 +185,7 @@ impl ClientArgs {
         let token = self
             .token
             .ok_or("the tenant's token is required: --token or BULKHEAD_TOKEN")?;
-        let client = TenantClient::connect(self.addr, tenant, token).await?;
+        let client = TenantClient::with_channel(self.connection.channel().await?, tenant, token)?;
         let json = self.json;
         match self.command {
             ClientCommand::Upsert { file, batch } => {

@@ -14,6 +14,46 @@ pub use client::ClientArgs;
 /// The server's address when none is given.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50551";
 
+/// Where the server is and how to reach it: shared by `admin` and `client`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// Server address: http://host:port, or https://host:port for TLS.
+    #[arg(long, env = "BULKHEAD_ADDR", default_value = DEFAULT_ADDR, global = true)]
+    pub addr: String,
+    /// The CA certificates (PEM) that sign the server's certificate; without
+    /// it an https:// address trusts the system's roots.
+    #[arg(long, env = "BULKHEAD_CA_CERT", global = true)]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// A client certificate (PEM), for a server that requires one.
+    #[arg(
+        long,
+        env = "BULKHEAD_CLIENT_CERT",
+        global = true,
+        requires = "client_key"
+    )]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM; mode 0600).
+    #[arg(
+        long,
+        env = "BULKHEAD_CLIENT_KEY",
+        global = true,
+        requires = "client_cert"
+    )]
+    pub client_key: Option<std::path::PathBuf>,
+}
+
+impl Connection {
+    /// A channel to the server, over TLS when the address is https://.
+    pub async fn channel(&self) -> CliResult<tonic::transport::Channel> {
+        let tls = bulkhead_client::Tls::from_files(
+            self.ca_cert.as_deref(),
+            self.client_cert.as_deref(),
+            self.client_key.as_deref(),
+        )?;
+        Ok(bulkhead_client::connect(self.addr.clone(), &tls).await?)
+    }
+}
+
 /// A command's failure, printed as one line.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 

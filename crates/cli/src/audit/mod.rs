@@ -47,11 +47,16 @@ const AUDIT_CLASS: &str = "audit";
 
 /// Runs the audit against the server at `addr` with the admin token.
 pub async fn audit_server(addr: &str, admin_token: &str) -> Fallible<AuditReport> {
-    let admin = AdminClient::connect(addr.to_string(), admin_token).await?;
-    let channel = tonic::transport::Endpoint::from_shared(addr.to_string())
-        .map_err(|e| format!("bad server address: {e}"))?
-        .connect()
-        .await?;
+    let channel = bulkhead_client::connect(addr, &bulkhead_client::Tls::default()).await?;
+    audit_channel(channel, admin_token).await
+}
+
+/// [`audit_server`] over an open channel (TLS, a client certificate).
+pub async fn audit_channel(
+    channel: tonic::transport::Channel,
+    admin_token: &str,
+) -> Fallible<AuditReport> {
+    let admin = AdminClient::with_channel(channel.clone(), admin_token)?;
     let seed = random_u64()?;
     let tag = format!("{:012x}", seed & 0xFFFF_FFFF_FFFF);
     let specs = [
