@@ -26,9 +26,30 @@ struct Args {
         default_value = "127.0.0.1:50552"
     )]
     listen: SocketAddr,
-    /// The secret the Bulkhead server sends (at least 16 characters).
-    #[arg(long, env = "BULKHEAD_EMBEDDER_SECRET", hide_env_values = true)]
-    secret: String,
+    /// A file (mode 0600) holding the secret the Bulkhead server sends (at
+    /// least 16 characters). Never on the command line, where every local
+    /// user sees it.
+    #[arg(
+        long,
+        env = "BULKHEAD_EMBEDDER_SECRET_FILE",
+        required_unless_present = "supervised"
+    )]
+    secret_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM): with --tls-key, the sidecar speaks only
+    /// TLS.
+    #[arg(long, env = "BULKHEAD_EMBEDDER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM, mode 0600).
+    #[arg(long, env = "BULKHEAD_EMBEDDER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): the caller must present a certificate they
+    /// sign (mutual TLS). Needs --tls-cert.
+    #[arg(long, env = "BULKHEAD_EMBEDDER_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve plaintext on an address other than loopback: the secret and
+    /// every text then cross the network in the clear.
+    #[arg(long)]
+    insecure: bool,
     /// Trust classes served, comma-separated; requests of other classes are
     /// refused. `*` serves any class, each with its own queue and batcher.
     #[arg(
@@ -61,8 +82,9 @@ struct Args {
     /// entries make room for its new ones, never another tenant's.
     #[arg(long, default_value_t = 16)]
     cache_tenant_mib: usize,
-    /// Run as a child of `bulkhead serve`: print `listening <addr>` on stdout
-    /// once serving, and stop when stdin closes (the parent is gone).
+    /// Run as a child of `bulkhead serve`: read the secret from the first
+    /// line of stdin, print `listening <addr>` on stdout once serving, and
+    /// stop when stdin closes (the parent is gone).
     #[arg(long, hide = true)]
     supervised: bool,
 }
@@ -83,8 +105,20 @@ async fn main() {
 }
 
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    if args.secret.len() < 16 {
+    let secret = secret(&args)?;
+    if secret.len() < 16 {
         return Err("the shared secret must be at least 16 characters".into());
+    }
+    let tls = tls(&args)?;
+    if tls.is_none() && !args.listen.ip().is_loopback() {
+        if !args.insecure {
+            return Err(format!(
+                "listening on {} without TLS would send the secret and every text in the clear: give --tls-cert and --tls-key, listen on loopback, or pass --insecure",
+                args.listen
+            )
+            .into());
+        }
+        tracing::warn!(addr = %args.listen, "--insecure: serving plaintext beyond loopback");
     }
     let dir = args.models_dir.unwrap_or_else(models_dir).join(&args.model);
     let encoder =
@@ -105,14 +139,14 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
         args.cache_mib << 20,
         args.cache_tenant_mib << 20,
     ));
-    let api = EmbedderApi::new(args.secret, args.model, digest, batchers, cache);
+    let api = EmbedderApi::new(secret, args.model, digest, batchers, cache);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(addr = %addr, classes = ?args.trust_classes, "embedder serving");
+    tracing::info!(addr = %addr, classes = ?args.trust_classes, tls = tls.is_some(), "embedder serving");
     let parent_gone = if args.supervised {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -131,12 +165,55 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
             None => shutdown().await,
         }
     };
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(health)
         .add_service(api.into_service())
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop)
         .await?;
     Ok(())
+}
+
+/// The shared secret: the first line of stdin when supervised (the parent
+/// writes it there: never in argv or the environment), else the file.
+fn secret(args: &Args) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let text = if args.supervised {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line
+    } else {
+        let Some(path) = &args.secret_file else {
+            return Err(
+                "give --secret-file (a file of mode 0600 holding the shared secret)".into(),
+            );
+        };
+        let bytes =
+            bulkhead_client::read_secret_file(path).map_err(|e| format!("--secret-file: {e}"))?;
+        String::from_utf8(bytes)
+            .map_err(|_| format!("--secret-file {}: not UTF-8 text", path.display()))?
+    };
+    Ok(text.trim().to_string())
+}
+
+/// The listener's TLS settings from --tls-cert, --tls-key, --tls-client-ca.
+fn tls(
+    args: &Args,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, Box<dyn std::error::Error + Send + Sync>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let cert = fs_err::read(cert).map_err(|e| format!("--tls-cert: {e}"))?;
+    let key = bulkhead_client::read_secret_file(key).map_err(|e| format!("--tls-key: {e}"))?;
+    let mut config = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert, key));
+    if let Some(ca) = &args.tls_client_ca {
+        let ca = fs_err::read(ca).map_err(|e| format!("--tls-client-ca: {e}"))?;
+        config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+    }
+    Ok(Some(config))
 }
 
 /// Completes when stdin reaches its end or fails: the supervising server

@@ -60,13 +60,7 @@ impl EmbedderApi {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        let ok = presented.len() == self.secret.len()
-            && presented
-                .bytes()
-                .zip(self.secret.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if ok {
+        if bulkhead_client::secrets_equal(presented.as_bytes(), self.secret.as_bytes()) {
             Ok(())
         } else {
             Err(Status::unauthenticated(
