@@ -27,6 +27,12 @@ pub enum StorageError {
         .0.display()
     )]
     MetaMissing(PathBuf),
+    /// A file that holds a secret can be read or written by other users.
+    #[error(
+        "{}: holds a secret but its mode {:04o} lets other users at it; nothing was read. chmod 600 {}",
+        .0.display(), .1, .0.display()
+    )]
+    LooseMode(PathBuf, u32),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -84,6 +84,17 @@ impl Storage {
     /// record) are removed, so a tenant is always wholly there or wholly gone.
     pub fn open(root: &Path, options: StorageOptions) -> Result<Self> {
         let layout = Layout::new(root);
+        // The data directory is its owner's alone (0700), whatever mode it
+        // was made with: every tenant's files are below it.
+        {
+            use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .at(root)?;
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).at(root)?;
+        }
         for dir in [layout.shelves(), layout.tenants()] {
             std::fs::create_dir_all(&dir).at(&dir)?;
         }

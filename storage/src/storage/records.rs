@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::Storage;
-use crate::error::{AtPath, Result};
+use crate::error::{AtPath, Result, StorageError};
 use crate::meta::TokenRecord;
 
 impl Storage {
@@ -51,6 +51,11 @@ impl Storage {
     ) -> Result<(String, PathBuf, bool)> {
         let path = self.layout.admin_token();
         if path.exists() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).at(&path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(StorageError::LooseMode(path, mode));
+            }
             let token = std::fs::read_to_string(&path).at(&path)?.trim().to_string();
             return Ok((token, path, false));
         }
