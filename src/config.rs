@@ -7,10 +7,14 @@
 //! listen = "127.0.0.1:50551"
 //! tenants_per_shelf = 100
 //! memory_budget_mib = 8192         # loaded tenants; LRU ones go cold beyond
-//! embedder_secret = "..."          # what the sidecars expect
+//! tls_cert = "/etc/bulkhead/server.pem"
+//! tls_key = "/etc/bulkhead/server.key"             # mode 0600
+//! tls_client_ca = "/etc/bulkhead/clients-ca.pem"   # requires client certificates
+//! embedder_secret_file = "/etc/bulkhead/embedder.secret"  # mode 0600
+//! embedder_ca_cert = "/etc/bulkhead/embedder-ca.pem"
 //!
 //! [embedders]                      # trust class -> embedding sidecar
-//! default = "http://127.0.0.1:50552"
+//! default = "https://embedder.internal:50552"
 //! ```
 //!
 //! With no `[embedders]`, the server starts a local sidecar for every trust
@@ -22,6 +26,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use crate::tls::TlsFiles;
 
 /// What stops `bulkhead serve` from starting (a bad setting, a file that
 /// cannot be read, an embedder address): the message says what to fix.
@@ -59,9 +65,44 @@ pub struct ServeArgs {
     /// An embedding sidecar for a trust class, as CLASS=URL (repeatable).
     #[arg(long = "embedder", env = "BULKHEAD_EMBEDDERS", value_delimiter = ',')]
     pub embedders: Vec<String>,
-    /// The shared secret the embedding sidecars expect.
-    #[arg(long, env = "BULKHEAD_EMBEDDER_SECRET", hide_env_values = true)]
-    pub embedder_secret: Option<String>,
+    /// A file (mode 0600) holding the shared secret the embedding sidecars
+    /// expect. Never on the command line, where every local user sees it.
+    #[arg(long, env = "BULKHEAD_EMBEDDER_SECRET_FILE")]
+    pub embedder_secret_file: Option<PathBuf>,
+    /// CA certificates (PEM) that sign the sidecars' certificates, for
+    /// https:// sidecars [default: the system's roots].
+    #[arg(long, env = "BULKHEAD_EMBEDDER_CA_CERT")]
+    pub embedder_ca_cert: Option<PathBuf>,
+    /// A client certificate (PEM) the server presents to sidecars that
+    /// require one.
+    #[arg(
+        long,
+        env = "BULKHEAD_EMBEDDER_TLS_CERT",
+        requires = "embedder_tls_key"
+    )]
+    pub embedder_tls_cert: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[arg(
+        long,
+        env = "BULKHEAD_EMBEDDER_TLS_KEY",
+        requires = "embedder_tls_cert"
+    )]
+    pub embedder_tls_key: Option<PathBuf>,
+    /// The server's TLS certificate chain (PEM). With --tls-key, the
+    /// server speaks only TLS; SIGHUP reloads both.
+    #[arg(long, env = "BULKHEAD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM, mode 0600).
+    #[arg(long, env = "BULKHEAD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): every client must present a certificate they
+    /// sign (mutual TLS). Needs --tls-cert.
+    #[arg(long, env = "BULKHEAD_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve plaintext on an address other than loopback. Without TLS,
+    /// tokens and data cross the network readable by anyone on the path.
+    #[arg(long, env = "BULKHEAD_INSECURE")]
+    pub insecure: bool,
     /// Where models live [default: ~/.cache/bulkhead/models].
     #[arg(long, env = "BULKHEAD_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
@@ -81,11 +122,18 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     tenants_per_shelf: Option<usize>,
     memory_budget_mib: Option<u64>,
-    embedder_secret: Option<String>,
+    embedder_secret_file: Option<PathBuf>,
+    embedder_ca_cert: Option<PathBuf>,
+    embedder_tls_cert: Option<PathBuf>,
+    embedder_tls_key: Option<PathBuf>,
     #[serde(default)]
     embedders: HashMap<String, String>,
     models_dir: Option<PathBuf>,
     local_embedder: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    insecure: Option<bool>,
 }
 
 /// The resolved server configuration.
@@ -98,10 +146,25 @@ pub struct ServeConfig {
     pub memory_budget_mib: Option<u64>,
     /// Trust class -> embedding sidecar URL.
     pub embedders: HashMap<String, String>,
+    /// Read from `embedder_secret_file`.
     pub embedder_secret: Option<String>,
+    /// How the sidecars are reached over https://.
+    pub embedder_tls: EmbedderTlsFiles,
+    /// TLS on the listener; None serves plaintext.
+    pub tls: Option<TlsFiles>,
     pub models_dir: PathBuf,
     /// Start a local sidecar when `embedders` is empty and the model is there.
     pub local_embedder: bool,
+    /// Plaintext on a non-loopback address was asked for.
+    pub insecure: bool,
+}
+
+/// What the server trusts and presents on its https:// links to sidecars.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbedderTlsFiles {
+    pub ca_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -128,16 +191,61 @@ impl ServeArgs {
                 .ok_or_else(|| ConfigError::new(format!("--embedder {entry:?}: use CLASS=URL")))?;
             embedders.insert(class.to_string(), url.to_string());
         }
-        let embedder_secret = self.embedder_secret.or(file.embedder_secret);
+        let embedder_secret = match self.embedder_secret_file.or(file.embedder_secret_file) {
+            Some(path) => Some(read_secret(&path, "--embedder-secret-file")?),
+            None => None,
+        };
         if !embedders.is_empty() && embedder_secret.is_none() {
             return Err(ConfigError::new(
-                "embedders are configured but no embedder_secret (--embedder-secret or BULKHEAD_EMBEDDER_SECRET)",
+                "embedders are configured but no shared secret: give --embedder-secret-file (a file of mode 0600 holding it)",
             ));
+        }
+        let embedder_tls = EmbedderTlsFiles {
+            ca_cert: self.embedder_ca_cert.or(file.embedder_ca_cert),
+            cert: self.embedder_tls_cert.or(file.embedder_tls_cert),
+            key: self.embedder_tls_key.or(file.embedder_tls_key),
+        };
+        if embedder_tls.cert.is_some() != embedder_tls.key.is_some() {
+            return Err(ConfigError::new(
+                "embedder_tls_cert and embedder_tls_key go together: give both or neither",
+            ));
+        }
+        let listen = self.listen.or(file.listen).unwrap_or(default_listen);
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+            self.tls_client_ca.or(file.tls_client_ca),
+        ) {
+            (Some(cert), Some(key), client_ca) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None, None) => None,
+            (None, None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "--tls-client-ca needs TLS: give --tls-cert and --tls-key too",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "--tls-cert and --tls-key go together: give both or neither",
+                ));
+            }
+        };
+        let insecure = self.insecure || file.insecure.unwrap_or(false);
+        if tls.is_none() && !listen.ip().is_loopback() && !insecure {
+            return Err(ConfigError::new(format!(
+                "listening on {listen} without TLS would send tokens and data in the clear: give --tls-cert and --tls-key, listen on loopback, or pass --insecure"
+            )));
         }
         let local_embedder = !self.no_local_embedder && file.local_embedder.unwrap_or(true);
         Ok(ServeConfig {
             embedders,
             embedder_secret,
+            embedder_tls,
+            tls,
+            insecure,
             models_dir: self
                 .models_dir
                 .or(file.models_dir)
@@ -147,7 +255,7 @@ impl ServeArgs {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            listen: self.listen.or(file.listen).unwrap_or(default_listen),
+            listen,
             tenants_per_shelf,
             memory_budget_mib: self.memory_budget_mib.or(file.memory_budget_mib),
         })
@@ -158,6 +266,22 @@ impl ServeArgs {
 pub fn default_models_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".cache").join("bulkhead").join("models")
+}
+
+/// A secret from a file of mode 0600, without surrounding whitespace.
+fn read_secret(path: &Path, flag: &str) -> Result<String, ConfigError> {
+    let bytes = bulkhead_client::read_secret_file(path)
+        .map_err(|e| ConfigError::new(format!("{flag}: {e}")))?;
+    let secret = String::from_utf8(bytes)
+        .map_err(|_| ConfigError::new(format!("{flag} {}: not UTF-8 text", path.display())))?;
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err(ConfigError::new(format!(
+            "{flag} {}: empty",
+            path.display()
+        )));
+    }
+    Ok(secret.to_string())
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -206,5 +330,84 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn plaintext_beyond_loopback_needs_insecure_and_tls_flags_go_in_pairs() {
+        let wide: SocketAddr = "0.0.0.0:50551".parse().unwrap();
+        let err = ServeArgs {
+            listen: Some(wide),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--tls-cert") && err.contains("--insecure"),
+            "{err}"
+        );
+        let config = ServeArgs {
+            listen: Some(wide),
+            insecure: true,
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(config.insecure && config.tls.is_none());
+        let config = ServeArgs {
+            listen: Some(wide),
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.tls.map(|t| t.cert), Some(PathBuf::from("c.pem")));
+        let err = ServeArgs {
+            tls_cert: Some("c.pem".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("give both"), "{err}");
+        let err = ServeArgs {
+            tls_client_ca: Some("ca.pem".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs TLS"), "{err}");
+    }
+
+    #[test]
+    fn the_embedder_secret_comes_from_a_private_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        fs_err::write(&file, "a-shared-secret-0123456789\n").unwrap();
+        fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let args = ServeArgs {
+            embedders: vec!["default=https://10.0.0.5:50552".into()],
+            embedder_secret_file: Some(file.clone()),
+            ..ServeArgs::default()
+        };
+        let config = args.clone().resolve().unwrap();
+        assert_eq!(
+            config.embedder_secret.as_deref(),
+            Some("a-shared-secret-0123456789")
+        );
+        fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        let err = ServeArgs {
+            embedders: vec!["default=https://10.0.0.5:50552".into()],
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--embedder-secret-file"), "{err}");
     }
 }

@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod inflight;
 pub mod local_embedder;
 pub mod server;
+pub mod tls;
 
 /// Wire types (proto/bulkhead/v1): messages and clients from
 /// bulkhead-client, server traits generated here.

@@ -20,6 +20,20 @@ use crate::config::ConfigError;
 /// The model the local sidecar serves.
 pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
 const BINARY: &str = "bulkhead-embedder";
+/// The environment variables the sidecar inherits; all others are dropped.
+const CHILD_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "RAYON_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+];
 /// How long a stopping sidecar may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -43,7 +57,17 @@ impl LocalEmbedder {
         getrandom::fill(&mut secret)
             .map_err(|e| ConfigError::new(format!("no randomness available: {e}")))?;
         let secret = URL_SAFE_NO_PAD.encode(secret);
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        // A scrubbed environment: the server's holds the admin token
+        // (BULKHEAD_ADMIN_TOKEN) and other secrets the sidecar has no use
+        // for. What it keeps steers logging, threads and the GPU.
+        command.env_clear();
+        for (name, value) in std::env::vars_os() {
+            if name.to_str().is_some_and(|name| CHILD_ENV.contains(&name)) {
+                command.env(name, value);
+            }
+        }
+        let mut child = command
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -54,14 +78,24 @@ impl LocalEmbedder {
             .arg("--models-dir")
             .arg(models_dir)
             .args(["--model", DEFAULT_MODEL])
-            // The environment, not argv: argv is visible to every local user.
-            .env("BULKHEAD_EMBEDDER_SECRET", &secret)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| ConfigError::new(format!("cannot start {BINARY}: {e}")))?;
-        let stdin = child.stdin.take();
+        // The secret goes down the stdin pipe: argv is visible to every
+        // local user, and the environment to anything that reads it.
+        let mut stdin = child.stdin.take();
+        if let Some(pipe) = stdin.as_mut() {
+            use std::io::Write as _;
+            if let Err(e) = writeln!(pipe, "{secret}").and_then(|()| pipe.flush()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ConfigError::new(format!(
+                    "cannot hand {BINARY} its secret: {e}"
+                )));
+            }
+        }
         let announced = child.stdout.take().and_then(|out| {
             let mut line = String::new();
             BufReader::new(out).read_line(&mut line).ok()?;

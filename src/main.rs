@@ -5,7 +5,8 @@ use bulkhead::cli::{self, AdminArgs, ClientArgs};
 use bulkhead::config::{ServeArgs, ServeConfig};
 use bulkhead::engine::{EngineConfig, Registry};
 use bulkhead::local_embedder::LocalEmbedder;
-use bulkhead::server::Services;
+use bulkhead::server::{ServeOptions, Services};
+use bulkhead::tls::{self, ServerTls};
 use clap::{Parser, Subcommand};
 
 /// Bulkhead: a physically partitioned multi-tenant vector database.
@@ -27,6 +28,14 @@ enum Command {
 }
 
 fn main() {
+    // Every file this process writes is its owner's alone (RocksDB's
+    // tables and logs, snapshots, the audit log, tokens, exports): RocksDB
+    // creates files 0644 less the umask and has no setting of its own.
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot
+    // fail and touches no memory.
+    unsafe {
+        libc::umask(0o077);
+    }
     let parsed = Cli::parse();
     // The server logs what it does; the CLI speaks only when something is wrong.
     let default_level = match parsed.command {
@@ -70,11 +79,25 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
             tokio::task::spawn_blocking(move || Registry::open(&data_dir, engine)).await??;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
         let admin_token = admin_token(&registry)?;
+        let tls = config.tls.clone().map(ServerTls::load).transpose()?;
+        let reload = tls.clone().map(tls::reload_on_sighup).transpose()?;
+        if tls.is_none() && !config.listen.ip().is_loopback() {
+            tracing::warn!(addr = %config.listen, "--insecure: serving plaintext beyond loopback; tokens and data cross the network in the clear");
+        }
         let (embedders, local) = embedders(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let registry = Arc::new(registry);
         let services = Services::new(&registry, admin_token, embedders);
-        let served = bulkhead::server::serve(registry, services, listener, shutdown_signal()).await;
+        let options = ServeOptions {
+            tls,
+            ..ServeOptions::default()
+        };
+        let served =
+            bulkhead::server::serve_with(registry, services, listener, shutdown_signal(), options)
+                .await;
+        if let Some(reload) = reload {
+            reload.abort();
+        }
         if let Some(local) = local {
             tokio::task::spawn_blocking(move || local.stop()).await?;
         }
@@ -89,7 +112,17 @@ async fn embedders(
 ) -> Result<(Embedders, Option<LocalEmbedder>), Box<dyn std::error::Error + Send + Sync>> {
     if let (Some(secret), false) = (&config.embedder_secret, config.embedders.is_empty()) {
         tracing::info!(classes = ?config.embedders.keys().collect::<Vec<_>>(), "embedders configured");
-        return Ok((Embedders::new(secret.clone(), &config.embedders)?, None));
+        let files = &config.embedder_tls;
+        let tls = bulkhead_client::Tls::from_files(
+            files.ca_cert.as_deref(),
+            files.cert.as_deref(),
+            files.key.as_deref(),
+        )
+        .map_err(|e| format!("embedder TLS: {e}"))?;
+        return Ok((
+            Embedders::new(secret.clone(), &config.embedders, &tls)?,
+            None,
+        ));
     }
     if !config.local_embedder {
         tracing::info!("no embedder: text calls are refused");

@@ -12,6 +12,7 @@ use crate::engine::Registry;
 use crate::inflight::{DEFAULT_REQUEST_BYTES_IN_FLIGHT, InflightBudget};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::points_service_server::{PointsService, PointsServiceServer};
+use crate::tls::ServerTls;
 
 /// Calls one client connection may have open at once (HTTP/2
 /// SETTINGS_MAX_CONCURRENT_STREAMS).
@@ -49,27 +50,51 @@ impl Services {
     }
 }
 
-/// Serves `services` on `listener` until `shutdown` completes; in-flight
-/// calls finish, then the registry is closed (background work joined,
-/// graphs snapshotted, RocksDB flushed).
+/// How [`serve_with`] serves, beyond its services.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Bounds the request bytes in flight across every call (see
+    /// [`crate::inflight`]).
+    pub budget: Arc<InflightBudget>,
+    /// TLS on the listener (plaintext when None).
+    pub tls: Option<Arc<ServerTls>>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            budget: InflightBudget::new(DEFAULT_REQUEST_BYTES_IN_FLIGHT),
+            tls: None,
+        }
+    }
+}
+
+/// Serves `services` in plaintext on `listener` until `shutdown`
+/// completes; in-flight calls finish, then the registry is closed
+/// (background work joined, graphs snapshotted, RocksDB flushed).
 pub async fn serve<P: PointsService>(
     registry: Arc<Registry>,
     services: Services<P>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let budget = InflightBudget::new(DEFAULT_REQUEST_BYTES_IN_FLIGHT);
-    serve_with_budget(registry, services, listener, shutdown, &budget).await
+    serve_with(
+        registry,
+        services,
+        listener,
+        shutdown,
+        ServeOptions::default(),
+    )
+    .await
 }
 
-/// [`serve`], with `budget` bounding the request bytes in flight across
-/// every call (see [`crate::inflight`]).
-pub async fn serve_with_budget<P: PointsService>(
+/// [`serve`], as `options` say.
+pub async fn serve_with<P: PointsService>(
     registry: Arc<Registry>,
     services: Services<P>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-    budget: &Arc<InflightBudget>,
+    options: ServeOptions,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
@@ -106,8 +131,13 @@ pub async fn serve_with_budget<P: PointsService>(
             }
         })
     };
-    tracing::info!(addr = %listener.local_addr()?, "serving");
-    tonic::transport::Server::builder()
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        tls = options.tls.is_some(),
+        client_certificates = options.tls.as_ref().is_some_and(|t| t.requires_client_certificates()),
+        "serving"
+    );
+    let router = tonic::transport::Server::builder()
         // tonic leaves both unset (no stream limit, no deadline): a client
         // could open any number of calls on one connection, and a call
         // without `grpc-timeout` could run for ever. A call past its
@@ -116,21 +146,36 @@ pub async fn serve_with_budget<P: PointsService>(
         .timeout(DEFAULT_DEADLINE)
         // And a decoded message of up to 64 MiB per stream: one budget of
         // request bytes for every call of every connection.
-        .layer(budget.layer())
+        .layer(options.budget.layer())
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .add_service(health)
         .add_service(reflection)
         .add_service(crate::api::points_service(services.points))
-        .add_service(services.admin.into_service())
-        .serve_with_incoming_shutdown(
-            // No Nagle delay: without it a small response waits for the
-            // client's delayed ACK (~40 ms stalls under concurrent calls).
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+        .add_service(services.admin.into_service());
+    let served = match options.tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    // No Nagle delay: without it a small response waits for
+                    // the client's delayed ACK (~40 ms stalls under
+                    // concurrent calls).
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    shutdown,
+                )
+                .await
+        }
+        Some(tls) => {
+            let (incoming, acceptor) = crate::tls::incoming(listener, tls);
+            let served = router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await;
+            acceptor.abort();
+            served
+        }
+    };
     memory_budget.abort();
+    served?;
     tokio::task::spawn_blocking(move || registry.close()).await??;
     tracing::info!("stopped");
     Ok(())

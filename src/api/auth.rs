@@ -47,13 +47,7 @@ impl AdminToken {
     /// Admits the request if it carries this token.
     pub(crate) fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let presented = bearer(request)?;
-        let ok = presented.len() == self.0.len()
-            && presented
-                .bytes()
-                .zip(self.0.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if ok {
+        if bulkhead_client::secrets_equal(presented.as_bytes(), self.0.as_bytes()) {
             Ok(())
         } else if presented.starts_with("bht_") {
             Err(Status::permission_denied(

@@ -27,9 +27,15 @@ pub struct Embedders {
     any_class: Option<EmbedderServiceClient<Channel>>,
 }
 
-fn client(url: &str) -> Result<EmbedderServiceClient<Channel>, ConfigError> {
-    let channel = Channel::from_shared(url.to_string())
-        .map_err(|e| ConfigError::new(format!("bad embedder url {url}: {e}")))?
+/// A client of the sidecar at `url`: https:// verifies the sidecar's
+/// certificate against `tls`'s CA (or the system's roots) and presents
+/// `tls`'s client certificate to a sidecar that requires one.
+fn client(
+    url: &str,
+    tls: &bulkhead_client::Tls,
+) -> Result<EmbedderServiceClient<Channel>, ConfigError> {
+    let channel = bulkhead_client::endpoint(url, tls)
+        .map_err(|e| ConfigError::new(format!("embedder {url}: {e}")))?
         .connect_lazy();
     Ok(EmbedderServiceClient::new(channel)
         .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
@@ -42,12 +48,17 @@ impl Embedders {
         Embedders::default()
     }
 
-    /// Sidecars by trust class (`url` like "http://127.0.0.1:50552"), all
-    /// holding `secret`. Connections are made on first use.
-    pub fn new(secret: String, urls: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    /// Sidecars by trust class (`url` like "https://10.0.0.5:50552"), all
+    /// holding `secret`, reached as `tls` says. Connections are made on
+    /// first use.
+    pub fn new(
+        secret: String,
+        urls: &HashMap<String, String>,
+        tls: &bulkhead_client::Tls,
+    ) -> Result<Self, ConfigError> {
         let mut by_class = HashMap::new();
         for (class, url) in urls {
-            let client = client(url)
+            let client = client(url, tls)
                 .map_err(|e| ConfigError::new(format!("embedder for trust class {class}: {e}")))?;
             by_class.insert(class.clone(), client);
         }
@@ -58,12 +69,13 @@ impl Embedders {
         })
     }
 
-    /// One sidecar for every trust class: the one `bulkhead serve` starts.
+    /// One sidecar for every trust class: the one `bulkhead serve` starts,
+    /// on loopback (plaintext: the bytes never leave the host).
     pub fn local(secret: String, url: &str) -> Result<Self, ConfigError> {
         Ok(Embedders {
             secret,
             by_class: HashMap::new(),
-            any_class: Some(client(url)?),
+            any_class: Some(client(url, &bulkhead_client::Tls::default())?),
         })
     }
 
@@ -76,9 +88,10 @@ impl Embedders {
 
     fn request<T>(&self, message: T) -> Result<Request<T>, Status> {
         let mut request = Request::new(message);
-        let bearer = format!("Bearer {}", self.secret)
+        let mut bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {}", self.secret)
             .parse()
             .map_err(|_| Status::internal("the embedder secret cannot be sent"))?;
+        bearer.set_sensitive(true);
         request.metadata_mut().insert("authorization", bearer);
         Ok(request)
     }

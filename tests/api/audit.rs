@@ -85,7 +85,9 @@ async fn the_batching_row_is_skipped_when_the_other_class_cannot_embed() {
     // so nothing can run beside a's embed and the row measured nothing.
     let (_child, url) = sidecar();
     let urls = HashMap::from([("default".to_string(), url)]);
-    let server = TestServer::start_with(Embedders::new(SECRET.into(), &urls).unwrap()).await;
+    let server =
+        TestServer::start_with(Embedders::new(SECRET.into(), &urls, &Default::default()).unwrap())
+            .await;
     let report = bulkhead::cli::audit::audit_server(&server.url, ADMIN)
         .await
         .unwrap();

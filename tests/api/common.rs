@@ -60,10 +60,30 @@ impl TestServer {
         services: impl FnOnce(&Arc<Registry>) -> Services<P>,
         budget: Arc<InflightBudget>,
     ) -> TestServer {
+        let options = bulkhead::server::ServeOptions {
+            budget,
+            ..bulkhead::server::ServeOptions::default()
+        };
+        Self::start_with_options(config, services, options, &bulkhead_client::Tls::default()).await
+    }
+
+    /// The server as `options` say (TLS), its channel opened with
+    /// `client_tls` (https:// when `options` has TLS).
+    pub async fn start_with_options<P: PointsService>(
+        config: EngineConfig,
+        services: impl FnOnce(&Arc<Registry>) -> Services<P>,
+        options: bulkhead::server::ServeOptions,
+        client_tls: &bulkhead_client::Tls,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(dir.path(), config).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let services = services(&registry);
         let served = Arc::clone(&registry);
@@ -71,17 +91,16 @@ impl TestServer {
             let shutdown = async {
                 let _ = rx.await;
             };
-            bulkhead::server::serve_with_budget(served, services, listener, shutdown, &budget)
+            bulkhead::server::serve_with(served, services, listener, shutdown, options)
                 .await
                 .unwrap();
         });
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
+        let url = format!("{scheme}://{addr}");
+        let channel = bulkhead_client::connect(url.clone(), client_tls)
             .await
             .unwrap();
         TestServer {
-            url: format!("http://{addr}"),
+            url,
             channel,
             registry,
             shutdown: Some(tx),

@@ -27,15 +27,19 @@ pub(crate) fn sidecar() -> (Running, String) {
         "{} is missing: cargo build --release -p bulkhead-embedder",
         binary.display()
     );
+    // The secret comes from a file of mode 0600, read before it serves.
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    fs_err::write(&secret, SECRET).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs_err::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let mut command = Command::new(binary);
-    command.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--trust-classes",
-        "default",
-        "--secret",
-        SECRET,
-    ]);
+    command
+        .args(["--listen", "127.0.0.1:0", "--trust-classes", "default"])
+        .arg("--secret-file")
+        .arg(&secret);
     let (child, url, _) = spawn_serving(command, EMBEDDER_READY);
     (child, url)
 }
@@ -54,7 +58,9 @@ async fn create(server: &TestServer, name: &str, trust_class: &str) -> String {
 async fn texts_are_embedded_by_the_sidecar_of_the_tenants_class() {
     let (mut child, url) = sidecar();
     let urls = HashMap::from([("default".to_string(), url)]);
-    let server = TestServer::start_with(Embedders::new(SECRET.into(), &urls).unwrap()).await;
+    let server =
+        TestServer::start_with(Embedders::new(SECRET.into(), &urls, &Default::default()).unwrap())
+            .await;
     let texty = create(&server, "texty", "default").await;
     let locked = create(&server, "locked", "regulated").await;
 
@@ -105,7 +111,9 @@ async fn texts_are_embedded_by_the_sidecar_of_the_tenants_class() {
 async fn embedding_is_charged_by_tokens_against_the_tenants_quota() {
     let (mut child, url) = sidecar();
     let urls = HashMap::from([("default".to_string(), url)]);
-    let server = TestServer::start_with(Embedders::new(SECRET.into(), &urls).unwrap()).await;
+    let server =
+        TestServer::start_with(Embedders::new(SECRET.into(), &urls, &Default::default()).unwrap())
+            .await;
     let spec = proto::TenantSpec {
         dimension: 384,
         metric: proto::Metric::Cosine as i32,
@@ -185,7 +193,9 @@ async fn sidecar_stats(url: &str, tenant: String) -> proto::CacheStatsResponse {
 async fn text_points_are_embedded_kept_and_found_by_text() {
     let (mut child, url) = sidecar();
     let urls = HashMap::from([("default".to_string(), url.clone())]);
-    let server = TestServer::start_with(Embedders::new(SECRET.into(), &urls).unwrap()).await;
+    let server =
+        TestServer::start_with(Embedders::new(SECRET.into(), &urls, &Default::default()).unwrap())
+            .await;
     let docs = create(&server, "docs", "default").await;
     let locked = create(&server, "locked", "regulated").await;
     let narrow = server

@@ -93,7 +93,9 @@ fn code(e: &Error) -> Code {
 async fn invariant_8_a_model_serves_a_tenant_only_if_its_lineage_allows() {
     let (mut child, url) = sidecar();
     let urls = HashMap::from([("default".to_string(), url)]);
-    let server = TestServer::start_with(Embedders::new(SECRET.into(), &urls).unwrap()).await;
+    let server =
+        TestServer::start_with(Embedders::new(SECRET.into(), &urls, &Default::default()).unwrap())
+            .await;
     let admin = AdminClient::connect(server.url.clone(), ADMIN)
         .await
         .unwrap();

@@ -19,3 +19,4 @@ mod quotas;
 mod readme;
 mod sdk;
 mod sigterm;
+mod tls;
