@@ -72,7 +72,7 @@ py_venv="${BULKHEAD_PY_VENV:-$HOME/.cache/bulkhead/py-venv}"
 requirements="$here/../sdk/python/requirements-test.txt"
 buf_version=$(sed -n 's/^buf-bin==//p' "$requirements")
 venv_works() {
-  "$py_venv/bin/python" -c "import grpc, grpc_tools, pytest, langchain_core, langchain_tests, llama_index.core" 2>/dev/null &&
+  "$py_venv/bin/python" -c "import grpc, grpc_tools, pytest, langchain_core, langchain_tests, llama_index.core, trustme" 2>/dev/null &&
     [ "$("$py_venv/bin/buf" --version 2>/dev/null)" = "$buf_version" ] &&
     [ "$(cat "$py_venv/.bulkhead-requirements" 2>/dev/null)" = "$(sha256sum "$requirements" | cut -d' ' -f1)" ]
 }

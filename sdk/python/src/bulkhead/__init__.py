@@ -9,7 +9,15 @@ Vector stores for RAG pipelines: ``bulkhead.langchain.BulkheadVectorStore``
 ``bulkhead.llama_index.BulkheadVectorStore`` (``bulkhead[llama-index]``).
 """
 
-from bulkhead.client import AdminClient, Point, ScoredPoint, ScrollPage, TenantClient, TenantInfo
+from bulkhead.client import (
+    AdminClient,
+    Point,
+    ScoredPoint,
+    ScrollPage,
+    TenantClient,
+    TenantInfo,
+    tls_credentials,
+)
 from bulkhead.errors import (
     AlreadyExists,
     BulkheadError,
@@ -42,4 +50,5 @@ __all__ = [
     "TenantInfo",
     "Unauthenticated",
     "Unavailable",
+    "tls_credentials",
 ]

@@ -11,6 +11,7 @@ the admin token; applications do not need it.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
@@ -93,6 +94,32 @@ def _target(addr: str) -> tuple[str, bool]:
     if addr.startswith("http://"):
         return addr[len("http://") :].rstrip("/"), False
     return addr, False
+
+
+def _read(value: Union[str, bytes, "os.PathLike[str]", None]) -> Optional[bytes]:
+    """PEM bytes as given, or read from a path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    with open(value, "rb") as f:
+        return f.read()
+
+
+def tls_credentials(
+    ca_cert: Union[str, bytes, "os.PathLike[str]", None] = None,
+    client_cert: Union[str, bytes, "os.PathLike[str]", None] = None,
+    client_key: Union[str, bytes, "os.PathLike[str]", None] = None,
+) -> grpc.ChannelCredentials:
+    """TLS credentials: the CA bundle that signs the server's certificate
+    (the system's roots when None) and, for a server that requires client
+    certificates, this client's certificate and key. Each is PEM bytes or a
+    path to a PEM file."""
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("client_cert and client_key go together: give both or neither")
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(ca_cert),
+        private_key=_read(client_key),
+        certificate_chain=_read(client_cert),
+    )
 
 
 def _channel(
@@ -186,7 +213,14 @@ class _Connection:
         token: str,
         timeout: Optional[float],
         credentials: Optional[grpc.ChannelCredentials],
+        tls: Mapping[str, Any],
     ) -> None:
+        if any(v is not None for v in tls.values()):
+            if credentials is not None:
+                raise ValueError("give credentials or ca_cert/client_cert/client_key, not both")
+            if not addr.startswith("https://"):
+                raise ValueError(f"{addr} is plaintext but TLS files are given: use https://")
+            credentials = tls_credentials(**tls)
         self._metadata = (("authorization", f"Bearer {token.strip()}"),)
         self._timeout = timeout
         self._channel = _channel(addr, credentials)
@@ -214,8 +248,12 @@ class TenantClient(_Connection):
     >>> client.upsert([Point(id="a", vector=[0.1, 0.2, 0.3])])
     >>> client.search([0.1, 0.2, 0.3], k=5, filter={"lang": "en"})
 
-    ``addr`` is ``host:port`` (``https://host:port`` for TLS, or pass
-    ``credentials``). ``timeout`` is the deadline of each call, in seconds.
+    ``addr`` is ``host:port``, or ``https://host:port`` for TLS: then
+    ``ca_cert`` is the CA bundle that signs the server's certificate (the
+    system's roots by default) and ``client_cert`` and ``client_key`` the
+    certificate a server that requires one is shown (PEM bytes or paths;
+    or pass ready ``credentials``). ``timeout`` is the deadline of each
+    call, in seconds.
     Errors are :class:`bulkhead.errors.BulkheadError` subclasses carrying
     the server's message.
     """
@@ -230,13 +268,17 @@ class TenantClient(_Connection):
         *,
         timeout: Optional[float] = 30.0,
         credentials: Optional[grpc.ChannelCredentials] = None,
+        ca_cert: Union[str, bytes, "os.PathLike[str]", None] = None,
+        client_cert: Union[str, bytes, "os.PathLike[str]", None] = None,
+        client_key: Union[str, bytes, "os.PathLike[str]", None] = None,
     ) -> None:
         if not isinstance(tenant, str) or not tenant:
             raise ValueError("tenant is required: the name of the tenant this token belongs to")
         if not isinstance(token, str) or not token.strip():
             raise ValueError("token is required: a tenant token issued by the admin")
         self._tenant = tenant
-        super().__init__(addr, token, timeout, credentials)
+        tls = {"ca_cert": ca_cert, "client_cert": client_cert, "client_key": client_key}
+        super().__init__(addr, token, timeout, credentials, tls)
         self._stub = points_service_pb2_grpc.PointsServiceStub(self._channel)
 
     @property
@@ -449,7 +491,8 @@ def _info(t: tenant_pb2.TenantInfo) -> TenantInfo:
 
 
 class AdminClient(_Connection):
-    """The admin plane: create and drop tenants, issue and revoke tokens."""
+    """The admin plane: create and drop tenants, issue and revoke tokens.
+    ``addr`` and the TLS arguments as for :class:`TenantClient`."""
 
     def __init__(
         self,
@@ -458,10 +501,14 @@ class AdminClient(_Connection):
         *,
         timeout: Optional[float] = 60.0,
         credentials: Optional[grpc.ChannelCredentials] = None,
+        ca_cert: Union[str, bytes, "os.PathLike[str]", None] = None,
+        client_cert: Union[str, bytes, "os.PathLike[str]", None] = None,
+        client_key: Union[str, bytes, "os.PathLike[str]", None] = None,
     ) -> None:
         if not isinstance(admin_token, str) or not admin_token.strip():
             raise ValueError("admin_token is required")
-        super().__init__(addr, admin_token, timeout, credentials)
+        tls = {"ca_cert": ca_cert, "client_cert": client_cert, "client_key": client_key}
+        super().__init__(addr, admin_token, timeout, credentials, tls)
         self._stub = admin_service_pb2_grpc.AdminServiceStub(self._channel)
 
     def create_tenant(
