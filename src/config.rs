@@ -12,6 +12,7 @@
 //! tls_client_ca = "/etc/bulkhead/clients-ca.pem"   # requires client certificates
 //! embedder_secret_file = "/etc/bulkhead/embedder.secret"  # mode 0600
 //! embedder_ca_cert = "/etc/bulkhead/embedder-ca.pem"
+//! metrics_listen = "127.0.0.1:9551"                # Prometheus text at GET /metrics
 //!
 //! [embedders]                      # trust class -> embedding sidecar
 //! default = "https://embedder.internal:50552"
@@ -99,6 +100,10 @@ pub struct ServeArgs {
     /// sign (mutual TLS). Needs --tls-cert.
     #[arg(long, env = "BULKHEAD_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Serve the operator's metrics (Prometheus text, `GET /metrics`) on
+    /// this address, apart from the tenants' port [default: none].
+    #[arg(long, env = "BULKHEAD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Serve plaintext on an address other than loopback. Without TLS,
     /// tokens and data cross the network readable by anyone on the path.
     #[arg(long, env = "BULKHEAD_INSECURE")]
@@ -134,6 +139,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     insecure: Option<bool>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The resolved server configuration.
@@ -157,6 +163,8 @@ pub struct ServeConfig {
     pub local_embedder: bool,
     /// Plaintext on a non-loopback address was asked for.
     pub insecure: bool,
+    /// Where the operator's metrics are served; None: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// What the server trusts and presents on its https:// links to sidecars.
@@ -240,7 +248,14 @@ impl ServeArgs {
             )));
         }
         let local_embedder = !self.no_local_embedder && file.local_embedder.unwrap_or(true);
+        let metrics_listen = self.metrics_listen.or(file.metrics_listen);
+        if let Some(addr) = metrics_listen.filter(|a| !a.ip().is_loopback() && !insecure) {
+            return Err(ConfigError::new(format!(
+                "metrics on {addr} would show every tenant's name and load to anyone who can reach it: listen on loopback (and scrape through a tunnel or a local agent), or pass --insecure"
+            )));
+        }
         Ok(ServeConfig {
+            metrics_listen,
             embedders,
             embedder_secret,
             embedder_tls,

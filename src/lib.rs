@@ -15,6 +15,7 @@ pub use bulkhead_engine as engine;
 pub mod fuzzing;
 pub mod inflight;
 pub mod local_embedder;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 

@@ -86,10 +86,15 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
         }
         let (embedders, local) = embedders(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+            None => None,
+        };
         let registry = Arc::new(registry);
         let services = Services::new(&registry, admin_token, embedders);
         let options = ServeOptions {
             tls,
+            metrics,
             ..ServeOptions::default()
         };
         let served =

@@ -10,6 +10,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::api::{AdminApi, AdminToken, Embedders, PointsApi};
 use crate::engine::Registry;
 use crate::inflight::{DEFAULT_REQUEST_BYTES_IN_FLIGHT, InflightBudget};
+use crate::metrics::{Metrics, Observed};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::points_service_server::{PointsService, PointsServiceServer};
 use crate::tls::ServerTls;
@@ -38,26 +39,35 @@ pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs
 pub struct Services<P = PointsApi> {
     pub points: P,
     pub admin: AdminApi,
+    /// What the data plane's calls are counted in.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Services {
     pub fn new(registry: &Arc<Registry>, admin_token: AdminToken, embedders: Embedders) -> Self {
         let embedders = Arc::new(embedders);
+        let points = PointsApi::new(Arc::clone(registry), Arc::clone(&embedders));
+        let metrics = Metrics::new();
+        points.report_queues_to(&metrics);
         Services {
-            points: PointsApi::new(Arc::clone(registry), Arc::clone(&embedders)),
+            points,
             admin: AdminApi::new(Arc::clone(registry), admin_token, embedders),
+            metrics,
         }
     }
 }
 
 /// How [`serve_with`] serves, beyond its services.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ServeOptions {
     /// Bounds the request bytes in flight across every call (see
     /// [`crate::inflight`]).
     pub budget: Arc<InflightBudget>,
     /// TLS on the listener (plaintext when None).
     pub tls: Option<Arc<ServerTls>>,
+    /// Where to serve the operator's metrics (`GET /metrics`), apart from
+    /// the tenants' port; None serves none.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Default for ServeOptions {
@@ -65,6 +75,7 @@ impl Default for ServeOptions {
         ServeOptions {
             budget: InflightBudget::new(DEFAULT_REQUEST_BYTES_IN_FLIGHT),
             tls: None,
+            metrics: None,
         }
     }
 }
@@ -131,6 +142,17 @@ pub async fn serve_with<P: PointsService>(
             }
         })
     };
+    let metrics = match options.metrics {
+        Some(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "metrics at GET /metrics");
+            Some(crate::metrics::serve(
+                listener,
+                Arc::clone(&services.metrics),
+                Arc::clone(&registry),
+            ))
+        }
+        None => None,
+    };
     tracing::info!(
         addr = %listener.local_addr()?,
         tls = options.tls.is_some(),
@@ -151,7 +173,10 @@ pub async fn serve_with<P: PointsService>(
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .add_service(health)
         .add_service(reflection)
-        .add_service(crate::api::points_service(services.points))
+        .add_service(crate::api::points_service(Observed::new(
+            services.points,
+            Arc::clone(&services.metrics),
+        )))
         .add_service(services.admin.into_service());
     let served = match options.tls {
         None => {
@@ -175,6 +200,9 @@ pub async fn serve_with<P: PointsService>(
         }
     };
     memory_budget.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     served?;
     tokio::task::spawn_blocking(move || registry.close()).await??;
     tracing::info!("stopped");

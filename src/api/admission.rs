@@ -107,6 +107,11 @@ impl Admission {
         }
     }
 
+    /// Requests of the tenant `key` waiting for a worker.
+    pub(crate) fn waiting_of(&self, key: u64) -> usize {
+        self.queue.lock().fair.waiting_of(key)
+    }
+
     /// Runs `f` for the tenant `key` on a blocking thread once the fair
     /// queue gives it a worker. If this future is dropped while `f` runs,
     /// `f`'s [`Work`] is cancelled, and the worker stays taken until `f`

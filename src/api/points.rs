@@ -61,9 +61,18 @@ impl PointsApi {
 
     /// Checks the caller's token against the tenant it names, in memory.
     fn admit(&self, caller: &Caller) -> Result<Access, Status> {
-        self.registry
+        let access = self
+            .registry
             .admit(&caller.token, &caller.tenant)
-            .map_err(|e| to_status(e, Plane::Data))
+            .map_err(|e| to_status(e, Plane::Data))?;
+        crate::metrics::admitted(access.key());
+        Ok(access)
+    }
+
+    /// Lets `metrics` read the tenants' queue depths at scrape time.
+    pub fn report_queues_to(&self, metrics: &crate::metrics::Metrics) {
+        let admission = Arc::clone(&self.admission);
+        metrics.watch_queues(Arc::new(move |key| admission.waiting_of(key)));
     }
 
     /// Runs `op` on the caller's tenant through admission.

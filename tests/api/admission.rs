@@ -38,6 +38,7 @@ async fn narrow_server() -> TestServer {
                 AdminToken::new(ADMIN).unwrap(),
                 embedders,
             ),
+            metrics: bulkhead::metrics::Metrics::new(),
         }
     })
     .await

@@ -115,6 +115,7 @@ async fn the_audit_catches_a_get_without_its_tenant_check() {
                 registry: Arc::clone(registry),
             },
             admin: services.admin,
+            metrics: services.metrics,
         }
     })
     .await;

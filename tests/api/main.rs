@@ -15,6 +15,7 @@ mod faults;
 mod layering;
 mod lifecycle;
 mod lineage;
+mod metrics;
 mod quotas;
 mod readme;
 mod sdk;
