@@ -38,4 +38,4 @@ pub use faults::FaultInjector;
 pub use graph_snapshot::{GraphSnapshot, LoadedGraph};
 pub use meta::{ShelfId, TenantRecord, TokenRecord};
 pub use storage::{Storage, StorageOptions};
-pub use tenant_store::{PointWrite, StoredPoint, TenantStore};
+pub use tenant_store::{AccessCursor, AccessRecord, PointWrite, StoredPoint, TenantStore};

@@ -36,8 +36,38 @@ pub enum PointWrite {
     },
 }
 
+/// Data-plane calls in the tenant's access log: who (the token's id),
+/// what (the RPC, its outcome, how many calls and items), when. Never the
+/// content of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// The first and the last call the record counts.
+    pub time_unix_ms: u64,
+    pub last_unix_ms: u64,
+    pub token_id: String,
+    pub rpc: String,
+    /// The gRPC code, as the protocol spells it ("OK", "INVALID_ARGUMENT").
+    pub code: String,
+    pub calls: u64,
+    pub items: u64,
+}
+
+/// Where a page of the access log starts: after this (time, sequence).
+pub type AccessCursor = (u64, u64);
+
 /// Keys of a tenant's column family.
 const POINT_PREFIX: u8 = b'p';
+/// Access log entries: the prefix, the time (ms, big-endian) and a
+/// sequence number, so they sort by time.
+const ACCESS_PREFIX: u8 = b'a';
+
+fn access_key((time_ms, seq): AccessCursor) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = ACCESS_PREFIX;
+    key[1..9].copy_from_slice(&time_ms.to_be_bytes());
+    key[9..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
 /// The point's text (the document it embeds), apart from the point record so
 /// that vectors and payloads load without it.
 const TEXT_PREFIX: u8 = b't';
@@ -189,6 +219,63 @@ impl TenantStore {
                 f(id, decode(&value)?);
             }
             Ok(())
+        })
+    }
+
+    /// Appends access log entries, each with its (time, sequence) key, and
+    /// removes the entries older than `keep_from_ms`. Written to the WAL
+    /// without waiting for its fsync (the next synced write of the shelf
+    /// carries them): a crash may lose the last moments of the log, never
+    /// a point.
+    pub fn append_access(
+        &self,
+        entries: &[(AccessCursor, AccessRecord)],
+        keep_from_ms: u64,
+    ) -> Result<()> {
+        self.with_cf(|cf| {
+            let mut batch = WriteBatch::default();
+            for (at, record) in entries {
+                batch.put_cf(cf, access_key(*at), encode(record)?);
+            }
+            batch.delete_range_cf(cf, access_key((0, 0)), access_key((keep_from_ms, 0)));
+            self.shelf.db.write(batch)?;
+            Ok(())
+        })
+    }
+
+    /// At most `limit` access log entries after `after` (from the start
+    /// when None), oldest first, with their keys.
+    pub fn access_log(
+        &self,
+        after: Option<AccessCursor>,
+        limit: usize,
+    ) -> Result<Vec<(AccessCursor, AccessRecord)>> {
+        self.with_cf(|cf| {
+            let start = match after {
+                Some((time, seq)) => match seq.checked_add(1) {
+                    Some(next) => access_key((time, next)),
+                    None => access_key((time.saturating_add(1), 0)),
+                },
+                None => access_key((0, 0)),
+            };
+            let iter = self
+                .shelf
+                .db
+                .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward));
+            let mut page = Vec::new();
+            for item in iter {
+                if page.len() >= limit {
+                    break;
+                }
+                let (key, value) = item?;
+                if key.len() != 17 || key[0] != ACCESS_PREFIX {
+                    break;
+                }
+                let time = u64::from_be_bytes(key[1..9].try_into().unwrap_or_default());
+                let seq = u64::from_be_bytes(key[9..17].try_into().unwrap_or_default());
+                page.push(((time, seq), decode(&value)?));
+            }
+            Ok(page)
         })
     }
 

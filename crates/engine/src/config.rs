@@ -35,6 +35,8 @@ pub struct EngineConfig {
     /// per CPU. (Half the CPUs left tombstones of busy tenants waiting
     /// behind each other's rebuilds on 2 cores.)
     pub maintenance_threads: usize,
+    /// Days a tenant's access log keeps its entries.
+    pub access_log_retention_days: u64,
 }
 
 impl EngineConfig {
@@ -71,6 +73,7 @@ impl Default for EngineConfig {
             freeze_delta_max: 16_384,
             memory_budget_bytes: total_memory_bytes().map_or(0, |total| total / 2),
             maintenance_threads: 0,
+            access_log_retention_days: 90,
         }
     }
 }

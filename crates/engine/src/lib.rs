@@ -29,6 +29,7 @@ mod table;
 mod tenant;
 mod work;
 
+pub use bulkhead_storage::AccessCursor;
 pub use config::EngineConfig;
 pub use contract::{Contract, SCOPE_TENANT, Telemetry, Training};
 pub use credentials::{IssuedToken, TokenInfo};
@@ -45,6 +46,7 @@ pub use point::{
     ScoredPoint,
 };
 pub use quota::{Quotas, SearchPermit};
+pub use registry::access_log::{ACCESS_WINDOW_MS, AccessEntry, AccessPage, MAX_ACCESS_PAGE};
 pub use registry::{Access, AssignTarget, ModelInfo, Registry, TenantInfo, TenantState};
 pub use request::{
     DEFAULT_EF, DEFAULT_K, DEFAULT_SCROLL_LIMIT, MAX_K, MAX_RESPONSE_BYTES, MAX_SCROLL_LIMIT,

@@ -18,7 +18,7 @@ use crate::tenant::Tenant;
 /// [`Registry::handle`] turns into the tenant's handle.
 #[derive(Clone)]
 pub struct Access {
-    entry: Arc<TenantEntry>,
+    pub(super) entry: Arc<TenantEntry>,
 }
 
 impl std::fmt::Debug for Access {

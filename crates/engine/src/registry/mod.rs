@@ -35,6 +35,7 @@ use crate::spec::{TenantSettings, TenantSpec};
 use crate::tenant::Tenant;
 
 mod access;
+pub mod access_log;
 mod audit;
 mod contracts;
 mod directory;
@@ -106,6 +107,8 @@ pub struct Registry {
     models: Models,
     /// The workers every tenant's background maintenance runs on.
     background: Background,
+    /// Data-plane calls not yet in their tenants' access logs.
+    access_log: access_log::AccessBuffer,
 }
 
 impl std::fmt::Debug for Registry {
@@ -160,6 +163,7 @@ impl Registry {
             uses: AtomicU64::new(0),
             models,
             background,
+            access_log: access_log::AccessBuffer::default(),
         })
     }
 
@@ -211,6 +215,7 @@ impl Registry {
     /// Waits for background work, snapshots changed graphs and flushes
     /// storage. The registry stays usable; call it before exit.
     pub fn close(&self) -> Result<()> {
+        self.flush_access_log(true)?;
         let tenants: Vec<Arc<Tenant>> = self
             .tenants
             .read()

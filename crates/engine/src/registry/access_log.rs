@@ -1,0 +1,229 @@
+//! Each tenant's access log: who called its data plane, when, with what
+//! outcome, never what the call held. Entries live in the tenant's own
+//! column family (so they are erased with it and never beside another
+//! tenant's), one per (minute window, token, RPC, code) with the calls and
+//! items it counts, kept for `access_log_retention_days`. Calls are
+//! gathered in memory and written once a window closes (the server
+//! flushes every second, closing windows a minute old; a read flushes the
+//! tenant's first; `close` flushes all): a crash loses at most the last
+//! minute of the log, never a point.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bulkhead_storage::{AccessCursor, AccessRecord};
+use parking_lot::Mutex;
+
+use super::entry::TenantEntry;
+use super::{Access, Registry, now_unix_ms};
+use crate::error::{EngineError, Result};
+
+/// How long one entry gathers calls.
+pub const ACCESS_WINDOW_MS: u64 = 60_000;
+/// Most entries one read returns.
+pub const MAX_ACCESS_PAGE: usize = 1_000;
+
+/// One entry of a tenant's access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessEntry {
+    /// The first and last call the entry counts.
+    pub first_unix_ms: u64,
+    pub last_unix_ms: u64,
+    /// The id of the token the calls presented (`bht_<id>_...`).
+    pub token_id: String,
+    pub rpc: String,
+    /// The gRPC code of their outcome ("OK", "INVALID_ARGUMENT", ...).
+    pub code: String,
+    pub calls: u64,
+    /// Points, hits, ids or texts the calls touched.
+    pub items: u64,
+}
+
+/// A page of the log and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessPage {
+    pub entries: Vec<AccessEntry>,
+    pub next: Option<AccessCursor>,
+}
+
+type Key = (String, &'static str, &'static str);
+
+/// Calls not yet written, by tenant incarnation.
+#[derive(Debug, Default)]
+pub(super) struct AccessBuffer {
+    pending: Mutex<HashMap<u64, HashMap<Key, AccessEntry>>>,
+    /// Makes every written key unique.
+    sequence: AtomicU64,
+}
+
+impl Registry {
+    /// Notes one call a token was admitted with to the tenant `key` (its
+    /// incarnation, [`Access::key`]).
+    pub fn note_access(
+        &self,
+        key: u64,
+        token_id: &str,
+        rpc: &'static str,
+        code: &'static str,
+        items: u64,
+    ) {
+        let now = now_unix_ms();
+        let mut pending = self.access_log.pending.lock();
+        let entry = pending
+            .entry(key)
+            .or_default()
+            .entry((token_id.to_string(), rpc, code))
+            .or_insert_with(|| AccessEntry {
+                first_unix_ms: now,
+                last_unix_ms: now,
+                token_id: token_id.to_string(),
+                rpc: rpc.to_string(),
+                code: code.to_string(),
+                calls: 0,
+                items: 0,
+            });
+        entry.last_unix_ms = now;
+        entry.calls += 1;
+        entry.items += items;
+    }
+
+    /// Writes the entries whose window has closed (all of them with
+    /// `everything`). Entries of a tenant dropped meanwhile are discarded.
+    pub fn flush_access_log(&self, everything: bool) -> Result<()> {
+        let now = now_unix_ms();
+        let due: Vec<(u64, Vec<AccessEntry>)> = {
+            let mut pending = self.access_log.pending.lock();
+            let mut due = Vec::new();
+            for (key, entries) in pending.iter_mut() {
+                let closed: Vec<Key> = entries
+                    .iter()
+                    .filter(|(_, e)| everything || now >= e.first_unix_ms + ACCESS_WINDOW_MS)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let written: Vec<AccessEntry> =
+                    closed.iter().filter_map(|k| entries.remove(k)).collect();
+                if !written.is_empty() {
+                    due.push((*key, written));
+                }
+            }
+            pending.retain(|_, entries| !entries.is_empty());
+            due
+        };
+        if due.is_empty() {
+            return Ok(());
+        }
+        let by_incarnation: HashMap<u64, std::sync::Arc<TenantEntry>> = self
+            .tenants
+            .read()
+            .values()
+            .map(|entry| (entry.record.incarnation, std::sync::Arc::clone(entry)))
+            .collect();
+        // Create and drop wait: a drop cannot remove the column family
+        // between the lookup and the write.
+        let _lifecycle = self.lifecycle.lock();
+        for (key, entries) in due {
+            let Some(entry) = by_incarnation.get(&key) else {
+                continue;
+            };
+            self.write_access(entry, entries, now)?;
+        }
+        Ok(())
+    }
+
+    fn write_access(
+        &self,
+        entry: &TenantEntry,
+        mut entries: Vec<AccessEntry>,
+        now: u64,
+    ) -> Result<()> {
+        // In time order, so that entries of one millisecond keep it.
+        entries.sort_by_key(|e| (e.first_unix_ms, e.last_unix_ms));
+        let retention = self.config.access_log_retention_days * 24 * 3_600_000;
+        let records: Vec<(AccessCursor, AccessRecord)> = entries
+            .into_iter()
+            .map(|e| {
+                let seq = self.access_log.sequence.fetch_add(1, Ordering::Relaxed);
+                let record = AccessRecord {
+                    time_unix_ms: e.first_unix_ms,
+                    last_unix_ms: e.last_unix_ms,
+                    token_id: e.token_id,
+                    rpc: e.rpc,
+                    code: e.code,
+                    calls: e.calls,
+                    items: e.items,
+                };
+                ((e.first_unix_ms, seq), record)
+            })
+            .collect();
+        let store = self.storage.open_tenant(&entry.record)?;
+        store.append_access(&records, now.saturating_sub(retention))?;
+        Ok(())
+    }
+
+    /// A page of the tenant's own log, oldest first, from `after` (or from
+    /// `since_unix_ms`). Its pending calls are written first.
+    pub fn access_log(
+        &self,
+        access: &Access,
+        after: Option<AccessCursor>,
+        since_unix_ms: u64,
+        limit: usize,
+    ) -> Result<AccessPage> {
+        self.read_access(&access.entry, after, since_unix_ms, limit)
+    }
+
+    /// A tenant's log, for the admin plane.
+    pub fn tenant_access_log(
+        &self,
+        name: &str,
+        after: Option<AccessCursor>,
+        since_unix_ms: u64,
+        limit: usize,
+    ) -> Result<AccessPage> {
+        let entry = self.entry(name)?;
+        self.read_access(&entry, after, since_unix_ms, limit)
+    }
+
+    fn read_access(
+        &self,
+        entry: &TenantEntry,
+        after: Option<AccessCursor>,
+        since_unix_ms: u64,
+        limit: usize,
+    ) -> Result<AccessPage> {
+        if limit == 0 || limit > MAX_ACCESS_PAGE {
+            return Err(EngineError::InvalidArgument(format!(
+                "limit must be 1 to {MAX_ACCESS_PAGE}"
+            )));
+        }
+        let key = entry.record.incarnation;
+        let pending = self.access_log.pending.lock().remove(&key);
+        {
+            let _lifecycle = self.lifecycle.lock();
+            if let Some(pending) = pending {
+                self.write_access(entry, pending.into_values().collect(), now_unix_ms())?;
+            }
+        }
+        let store = self.storage.open_tenant(&entry.record)?;
+        let after = after.or_else(|| since_unix_ms.checked_sub(1).map(|t| (t, u64::MAX)));
+        let page = store.access_log(after, limit)?;
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|(at, _)| *at))
+            .flatten();
+        Ok(AccessPage {
+            entries: page
+                .into_iter()
+                .map(|(_, r)| AccessEntry {
+                    first_unix_ms: r.time_unix_ms,
+                    last_unix_ms: r.last_unix_ms,
+                    token_id: r.token_id,
+                    rpc: r.rpc,
+                    code: r.code,
+                    calls: r.calls,
+                    items: r.items,
+                })
+                .collect(),
+            next,
+        })
+    }
+}
