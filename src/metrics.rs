@@ -131,11 +131,14 @@ impl Metrics {
     }
 
     /// Runs one call, counting its outcome (CANCELLED when the caller went
-    /// away first) and its time.
+    /// away first) and its time; a call admitted to a tenant also goes to
+    /// that tenant's access log, with its token's id and `items(answer)`.
     async fn observe<T>(
         &self,
         rpc: &'static str,
+        access_log: Option<(&Registry, String)>,
         call: impl Future<Output = Result<Response<T>, Status>>,
+        items: impl FnOnce(&T) -> usize,
     ) -> Result<Response<T>, Status> {
         struct Pending<'a> {
             metrics: &'a Metrics,
@@ -167,6 +170,10 @@ impl Metrics {
         pending.done = true;
         let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
         self.record(rpc, tenant, code, pending.started.elapsed());
+        if let (Some(key), Some((registry, token_id))) = (tenant, access_log) {
+            let touched = result.as_ref().map_or(0, |r| items(r.get_ref()));
+            registry.note_access(key, &token_id, rpc, code_name(code), touched as u64);
+        }
         result
     }
 
@@ -249,16 +256,26 @@ struct TenantRow {
 const NO_LABELS: [(&str, &str); 0] = [];
 
 /// A gRPC code as the protocol spells it: "OK", "INVALID_ARGUMENT".
-fn code_name(code: Code) -> String {
-    let camel = format!("{code:?}");
-    let mut name = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
+pub(crate) fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
-    name
 }
 
 /// Encodes a gauge family: one value per label set.
@@ -289,7 +306,10 @@ impl prometheus_client::collector::Collector for Snapshot {
         let mut counts: Vec<_> = self.node.counts.iter().collect();
         counts.sort_by_key(|((rpc, code), _)| (*rpc, *code as i32));
         for ((rpc, code), n) in counts {
-            let labels = [("rpc", rpc.to_string()), ("code", code_name(*code))];
+            let labels = [
+                ("rpc", rpc.to_string()),
+                ("code", code_name(*code).to_string()),
+            ];
             metric
                 .encode_family(&labels)?
                 .encode_counter::<NoLabelSet, _, u64>(n, None)?;
@@ -318,7 +338,7 @@ impl prometheus_client::collector::Collector for Snapshot {
                 let labels = [
                     ("tenant", tenant.name.clone()),
                     ("rpc", rpc.to_string()),
-                    ("code", code_name(*code)),
+                    ("code", code_name(*code).to_string()),
                 ];
                 metric
                     .encode_family(&labels)?
@@ -416,21 +436,35 @@ fn process_resident_bytes() -> Option<u64> {
     Some(pages * u64::try_from(page).ok()?)
 }
 
-/// The data plane `P`, each call counted and timed in `metrics`.
+/// The data plane `P`, each call counted and timed in `metrics` and, once
+/// admitted to a tenant, written to that tenant's access log.
 #[derive(Debug)]
 pub struct Observed<P> {
     inner: P,
     metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
 }
 
 impl<P> Observed<P> {
-    pub fn new(inner: P, metrics: Arc<Metrics>) -> Self {
-        Observed { inner, metrics }
+    pub fn new(inner: P, metrics: Arc<Metrics>, registry: Arc<Registry>) -> Self {
+        Observed {
+            inner,
+            metrics,
+            registry,
+        }
     }
 }
 
+/// The id of the tenant token a request presents (`bht_<id>_<secret>`):
+/// not secret, and only used once the token has admitted the call.
+fn token_id<T>(request: &Request<T>) -> Option<String> {
+    let token = crate::api::bearer_token(request)?;
+    let (id, _) = token.strip_prefix("bht_")?.split_once('_')?;
+    Some(id.to_string())
+}
+
 macro_rules! observed {
-    ($($method:ident $rpc:literal $request:ident $response:ident;)*) => {
+    ($($method:ident $rpc:literal $request:ident $response:ident |$r:ident| $items:expr;)*) => {
         #[tonic::async_trait]
         impl<P: PointsService> PointsService for Observed<P> {
             $(
@@ -438,7 +472,11 @@ macro_rules! observed {
                     &self,
                     request: Request<proto::$request>,
                 ) -> Result<Response<proto::$response>, Status> {
-                    self.metrics.observe($rpc, self.inner.$method(request)).await
+                    let log = token_id(&request).map(|id| (&*self.registry, id));
+                    let call = self.inner.$method(request);
+                    self.metrics
+                        .observe($rpc, log, call, |$r: &proto::$response| $items)
+                        .await
                 }
             )*
         }
@@ -446,14 +484,15 @@ macro_rules! observed {
 }
 
 observed! {
-    upsert "Upsert" UpsertRequest UpsertResponse;
-    get "Get" GetRequest GetResponse;
-    delete "Delete" DeleteRequest DeleteResponse;
-    count "Count" CountRequest CountResponse;
-    scroll "Scroll" ScrollRequest ScrollResponse;
-    search "Search" SearchRequest SearchResponse;
-    embed "Embed" PointsServiceEmbedRequest PointsServiceEmbedResponse;
-    lineage "Lineage" LineageRequest LineageResponse;
+    upsert "Upsert" UpsertRequest UpsertResponse |r| r.upserted as usize;
+    get "Get" GetRequest GetResponse |r| r.points.len();
+    delete "Delete" DeleteRequest DeleteResponse |r| r.deleted as usize;
+    count "Count" CountRequest CountResponse |r| r.count as usize;
+    scroll "Scroll" ScrollRequest ScrollResponse |r| r.points.len();
+    search "Search" SearchRequest SearchResponse |r| r.points.len();
+    embed "Embed" PointsServiceEmbedRequest PointsServiceEmbedResponse |r| r.vectors.len();
+    lineage "Lineage" LineageRequest LineageResponse |r| r.models.len();
+    access_log "AccessLog" AccessLogRequest AccessLogResponse |r| r.entries.len();
 }
 
 /// Serves `GET /metrics` (HTTP/1.1) on `listener` until the task is

@@ -118,8 +118,9 @@ pub async fn serve_with<P: PointsService>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     // Writes grow loaded tenants without loading any: check the memory
-    // budget every second too, not only when a tenant loads; and close the
-    // storage shelves that only cold tenants use.
+    // budget every second too, not only when a tenant loads; write the
+    // tenants' access logs; and close the storage shelves that only cold
+    // tenants use.
     let memory_budget = {
         let registry = Arc::clone(&registry);
         tokio::spawn(async move {
@@ -130,6 +131,8 @@ pub async fn serve_with<P: PointsService>(
                 let registry = Arc::clone(&registry);
                 let pass = move || {
                     registry.enforce_memory_budget()?;
+                    // Access log entries whose minute has closed.
+                    registry.flush_access_log(false)?;
                     registry.close_idle_shelves()
                 };
                 match tokio::task::spawn_blocking(pass).await {
@@ -176,6 +179,7 @@ pub async fn serve_with<P: PointsService>(
         .add_service(crate::api::points_service(Observed::new(
             services.points,
             Arc::clone(&services.metrics),
+            Arc::clone(&registry),
         )))
         .add_service(services.admin.into_service());
     let served = match options.tls {

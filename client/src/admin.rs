@@ -281,4 +281,26 @@ impl AdminClient {
             .into_inner()
             .models)
     }
+
+    /// A page of a tenant's access log, as the tenant reads it.
+    pub async fn access_log(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        since_unix_ms: u64,
+        limit: u32,
+    ) -> Result<proto::TenantAccessLogResponse> {
+        let request = self.request(proto::TenantAccessLogRequest {
+            name: name.into(),
+            cursor: cursor.unwrap_or_default().to_string(),
+            since_unix_ms,
+            limit,
+        });
+        Ok(self
+            .admin
+            .clone()
+            .tenant_access_log(request)
+            .await?
+            .into_inner())
+    }
 }

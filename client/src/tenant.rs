@@ -318,6 +318,25 @@ impl TenantClient {
             .into_inner()
             .models)
     }
+
+    /// A page of this tenant's access log (its data-plane calls by token,
+    /// RPC and outcome, a minute at a time, oldest first): from `cursor`
+    /// (a page's `next_cursor`) or, without one, from `since_unix_ms`;
+    /// `limit` 0 means 100.
+    pub async fn access_log(
+        &self,
+        cursor: Option<&str>,
+        since_unix_ms: u64,
+        limit: u32,
+    ) -> Result<proto::AccessLogResponse> {
+        let request = self.request(proto::AccessLogRequest {
+            tenant: self.tenant.clone(),
+            cursor: cursor.unwrap_or_default().to_string(),
+            since_unix_ms,
+            limit,
+        });
+        Ok(self.points.clone().access_log(request).await?.into_inner())
+    }
 }
 
 /// A search under construction: `client.search(v).k(5).filter(f).send()`.

@@ -349,4 +349,23 @@ impl AdminService for AdminApi {
             models: models.into_iter().map(convert::model_info).collect(),
         }))
     }
+
+    async fn tenant_access_log(
+        &self,
+        request: Request<proto::TenantAccessLogRequest>,
+    ) -> Result<Response<proto::TenantAccessLogResponse>, Status> {
+        self.token.check(&request)?;
+        let r = request.into_inner();
+        let page = convert::AccessPageRequest::of(&r.cursor, r.since_unix_ms, r.limit)?;
+        let page = self
+            .on_registry(move |reg| {
+                reg.tenant_access_log(&r.name, page.after, page.since_unix_ms, page.limit)
+            })
+            .await?;
+        let (entries, next_cursor) = convert::access_page(page);
+        Ok(Response::new(proto::TenantAccessLogResponse {
+            entries,
+            next_cursor,
+        }))
+    }
 }

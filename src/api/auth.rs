@@ -72,3 +72,8 @@ pub(crate) fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Status::unauthenticated(EngineError::Unauthenticated.to_string()))
 }
+
+/// The bearer token of a request, if it carries one (no error).
+pub(crate) fn bearer_token<T>(request: &Request<T>) -> Option<&str> {
+    bearer(request).ok()
+}

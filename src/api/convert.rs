@@ -375,3 +375,68 @@ pub(crate) fn model_info(m: ModelInfo) -> proto::ModelInfo {
         manifest_json: m.record.manifest,
     }
 }
+
+/// A page request of an access log, checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccessPageRequest {
+    pub after: Option<crate::engine::AccessCursor>,
+    pub since_unix_ms: u64,
+    pub limit: usize,
+}
+
+/// Entries per access log page when the request says 0.
+const DEFAULT_ACCESS_PAGE: usize = 100;
+
+impl AccessPageRequest {
+    pub(crate) fn of(cursor: &str, since_unix_ms: u64, limit: u32) -> Result<Self, Status> {
+        let after = if cursor.is_empty() {
+            None
+        } else {
+            let parsed = cursor
+                .split_once('-')
+                .and_then(|(t, s)| Some((t.parse().ok()?, s.parse().ok()?)));
+            Some(parsed.ok_or_else(|| {
+                Status::invalid_argument(
+                    "cursor: not one this server gave; pass a page's next_cursor, or none to start over",
+                )
+            })?)
+        };
+        let limit = match limit {
+            0 => DEFAULT_ACCESS_PAGE,
+            n if n as usize > crate::engine::MAX_ACCESS_PAGE => {
+                return Err(Status::invalid_argument(format!(
+                    "limit: at most {} entries a page",
+                    crate::engine::MAX_ACCESS_PAGE
+                )));
+            }
+            n => n as usize,
+        };
+        Ok(AccessPageRequest {
+            after,
+            since_unix_ms,
+            limit,
+        })
+    }
+}
+
+/// An access log page on the wire: its entries and the next cursor.
+pub(crate) fn access_page(page: crate::engine::AccessPage) -> (Vec<proto::AccessLogEntry>, String) {
+    let entries = page
+        .entries
+        .into_iter()
+        .map(|e| proto::AccessLogEntry {
+            first_unix_ms: e.first_unix_ms,
+            last_unix_ms: e.last_unix_ms,
+            token_id: e.token_id,
+            rpc: e.rpc,
+            code: e.code,
+            calls: e.calls,
+            items: e.items,
+        })
+        .collect();
+    let next = page
+        .next
+        .map(|(time, seq)| format!("{time}-{seq}"))
+        .unwrap_or_default();
+    (entries, next)
+}

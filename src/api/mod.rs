@@ -15,6 +15,7 @@ pub(crate) mod status;
 pub use admin::AdminApi;
 pub use admission::AdmissionLimits;
 pub use auth::AdminToken;
+pub(crate) use auth::bearer_token;
 pub use convert::{filter_to_proto, json_to_struct};
 
 use crate::proto;

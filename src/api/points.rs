@@ -443,6 +443,27 @@ impl PointsService for PointsApi {
                 .collect(),
         }))
     }
+
+    async fn access_log(
+        &self,
+        request: Request<proto::AccessLogRequest>,
+    ) -> Result<Response<proto::AccessLogResponse>, Status> {
+        let caller = Caller::of(&request, &request.get_ref().tenant)?;
+        let r = request.into_inner();
+        let page = convert::AccessPageRequest::of(&r.cursor, r.since_unix_ms, r.limit)?;
+        let access = self.admit(&caller)?;
+        let key = access.clone();
+        let page = self
+            .on_admitted(access, move |registry, _, _| {
+                registry.access_log(&key, page.after, page.since_unix_ms, page.limit)
+            })
+            .await?;
+        let (entries, next_cursor) = convert::access_page(page);
+        Ok(Response::new(proto::AccessLogResponse {
+            entries,
+            next_cursor,
+        }))
+    }
 }
 
 /// An upsert's points: converted (and embedded) already, or still as they

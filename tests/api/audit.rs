@@ -210,4 +210,11 @@ impl PointsService for GetWithoutTenantCheck {
     ) -> Result<Response<proto::LineageResponse>, Status> {
         self.real.lineage(request).await
     }
+
+    async fn access_log(
+        &self,
+        request: Request<proto::AccessLogRequest>,
+    ) -> Result<Response<proto::AccessLogResponse>, Status> {
+        self.real.access_log(request).await
+    }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests over real gRPC on 127.0.0.1:0 with the real server,
 //! compiled as one binary.
 
+mod access_log;
 mod admin_token;
 mod admission;
 mod architecture;

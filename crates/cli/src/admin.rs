@@ -94,6 +94,19 @@ enum TenantCommand {
     List,
     /// Show one tenant (without loading it).
     Describe { name: String },
+    /// A tenant's access log: its data-plane calls by token, RPC and
+    /// outcome, a minute at a time, oldest first.
+    AccessLog {
+        name: String,
+        /// Entries from this time on (Unix milliseconds).
+        #[arg(long, default_value_t = 0)]
+        since_ms: u64,
+        /// The previous page's next cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Replace a tenant's quotas (an unset one becomes unlimited).
     Quotas {
         name: String,
@@ -550,6 +563,17 @@ impl AdminArgs {
                 } else {
                     models.iter().for_each(|m| println!("{}", model_line(m)));
                 }
+            }
+            AdminCommand::Tenant(TenantCommand::AccessLog {
+                name,
+                since_ms,
+                cursor,
+                limit,
+            }) => {
+                let page = admin
+                    .access_log(&name, cursor.as_deref(), since_ms, limit)
+                    .await?;
+                super::print_access_log(json, &page.entries, &page.next_cursor);
             }
             AdminCommand::Tenant(TenantCommand::Quotas { name, quotas }) => {
                 let info = admin.set_quotas(&name, quotas.to_proto()).await?;

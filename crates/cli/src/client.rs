@@ -62,6 +62,18 @@ enum ClientCommand {
     },
     /// The registered models whose lineage holds this tenant's data.
     Lineage,
+    /// This tenant's access log: its calls by token, RPC and outcome, a
+    /// minute at a time, oldest first.
+    AccessLog {
+        /// Entries from this time on (Unix milliseconds).
+        #[arg(long, default_value_t = 0)]
+        since_ms: u64,
+        /// The previous page's next cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Points by id.
     Get {
         #[arg(required = true)]
@@ -256,6 +268,16 @@ impl ClientArgs {
                         println!("{}\t{}", m.digest, m.name);
                     }
                 }
+            }
+            ClientCommand::AccessLog {
+                since_ms,
+                cursor,
+                limit,
+            } => {
+                let page = client
+                    .access_log(cursor.as_deref(), since_ms, limit)
+                    .await?;
+                super::print_access_log(json, &page.entries, &page.next_cursor);
             }
             ClientCommand::Get { ids } => {
                 let points = client.get(ids, true, true).await?;

@@ -74,3 +74,39 @@ pub fn block_on(f: impl std::future::Future<Output = CliResult>) -> CliResult {
         .build()?
         .block_on(f)
 }
+
+/// Prints a page of an access log: JSON, or one tab-separated line per
+/// entry (first call, last call, token id, RPC, code, calls, items).
+fn print_access_log(
+    json: bool,
+    entries: &[bulkhead_client::proto::AccessLogEntry],
+    next_cursor: &str,
+) {
+    if json {
+        let list: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "first_unix_ms": e.first_unix_ms,
+                    "last_unix_ms": e.last_unix_ms,
+                    "token_id": e.token_id,
+                    "rpc": e.rpc,
+                    "code": e.code,
+                    "calls": e.calls,
+                    "items": e.items,
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({ "entries": list, "next_cursor": next_cursor }));
+    } else {
+        for e in entries {
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                e.first_unix_ms, e.last_unix_ms, e.token_id, e.rpc, e.code, e.calls, e.items
+            );
+        }
+        if !next_cursor.is_empty() {
+            eprintln!("more: --cursor {next_cursor}");
+        }
+    }
+}

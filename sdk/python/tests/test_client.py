@@ -188,3 +188,18 @@ def test_filter_conversion_refuses_what_it_cannot_express() -> None:
     ]:
         with pytest.raises(ValueError, match=message):
             to_proto(bad)  # type: ignore[arg-type]
+
+
+def test_the_access_log_names_the_calls_of_the_tenant(admin, make_tenant) -> None:
+    client = make_tenant()
+    client.upsert([Point(id="a", vector=[0.1, 0.2, 0.3, 0.4])])
+    client.search([0.1, 0.2, 0.3, 0.4], k=1)
+    page = client.access_log()
+    calls = {(e.rpc, e.code): (e.calls, e.items) for e in page.entries}
+    assert calls == {("Upsert", "OK"): (1, 1), ("Search", "OK"): (1, 1)}
+    assert page.next_cursor is None
+    # The admin sees the same entries, and now the tenant's read of them.
+    seen = admin.access_log(client.tenant, limit=1)
+    assert len(seen.entries) == 1 and seen.next_cursor is not None
+    rest = admin.access_log(client.tenant, cursor=seen.next_cursor)
+    assert sorted(e.rpc for e in seen.entries + rest.entries) == ["AccessLog", "Search", "Upsert"]

@@ -10,6 +10,8 @@ Vector stores for RAG pipelines: ``bulkhead.langchain.BulkheadVectorStore``
 """
 
 from bulkhead.client import (
+    AccessLogEntry,
+    AccessLogPage,
     AdminClient,
     Point,
     ScoredPoint,
@@ -34,6 +36,8 @@ from bulkhead.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessLogEntry",
+    "AccessLogPage",
     "AdminClient",
     "AlreadyExists",
     "BulkheadError",

@@ -464,6 +464,17 @@ class TenantClient(_Connection):
             for m in self._call(self._stub.Lineage, request).models
         ]
 
+    def access_log(
+        self, cursor: Optional[str] = None, since_unix_ms: int = 0, limit: int = 0
+    ) -> AccessLogPage:
+        """A page of this tenant's access log: its data-plane calls by token,
+        RPC and outcome, a minute at a time, oldest first (never their
+        content). Pass the page's ``next_cursor`` for the next one."""
+        request = points_service_pb2.AccessLogRequest(
+            tenant=self._tenant, cursor=cursor or "", since_unix_ms=since_unix_ms, limit=limit
+        )
+        return _access_page(self._call(self._stub.AccessLog, request))
+
     def embed(self, texts: Sequence[str]) -> List[List[float]]:
         """Vectors for ``texts`` from the server's model for this tenant."""
         request = points_service_pb2.PointsServiceEmbedRequest(
@@ -548,3 +559,50 @@ class AdminClient(_Connection):
         request = admin_service_pb2.IssueTokenRequest(tenant=tenant)
         return self._call(self._stub.IssueToken, request).token
 
+
+    def access_log(
+        self, name: str, cursor: Optional[str] = None, since_unix_ms: int = 0, limit: int = 0
+    ) -> AccessLogPage:
+        """A page of a tenant's access log, as the tenant reads it."""
+        request = admin_service_pb2.TenantAccessLogRequest(
+            name=name, cursor=cursor or "", since_unix_ms=since_unix_ms, limit=limit
+        )
+        return _access_page(self._call(self._stub.TenantAccessLog, request))
+
+
+@dataclass(frozen=True)
+class AccessLogEntry:
+    """Calls of one token to one RPC with one outcome within a minute."""
+
+    first_unix_ms: int
+    last_unix_ms: int
+    token_id: str
+    rpc: str
+    code: str
+    calls: int
+    items: int
+
+
+@dataclass(frozen=True)
+class AccessLogPage:
+    entries: List[AccessLogEntry]
+    #: None on the last page.
+    next_cursor: Optional[str]
+
+
+def _access_page(answer: Any) -> AccessLogPage:
+    return AccessLogPage(
+        entries=[
+            AccessLogEntry(
+                first_unix_ms=e.first_unix_ms,
+                last_unix_ms=e.last_unix_ms,
+                token_id=e.token_id,
+                rpc=e.rpc,
+                code=e.code,
+                calls=e.calls,
+                items=e.items,
+            )
+            for e in answer.entries
+        ],
+        next_cursor=answer.next_cursor or None,
+    )

@@ -281,3 +281,23 @@ class ExportTrainingDataResponse(_message.Message):
     payload: _struct_pb2.Struct
     contract_version: int
     def __init__(self, tenant: _Optional[str] = ..., id: _Optional[str] = ..., text: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., contract_version: _Optional[int] = ...) -> None: ...
+
+class TenantAccessLogRequest(_message.Message):
+    __slots__ = ("name", "cursor", "since_unix_ms", "limit")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SINCE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cursor: str
+    since_unix_ms: int
+    limit: int
+    def __init__(self, name: _Optional[str] = ..., cursor: _Optional[str] = ..., since_unix_ms: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TenantAccessLogResponse(_message.Message):
+    __slots__ = ("entries", "next_cursor")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_tenant_pb2.AccessLogEntry]
+    next_cursor: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[_tenant_pb2.AccessLogEntry, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...

@@ -121,6 +121,11 @@ class AdminServiceStub:
                 request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataRequest.SerializeToString,
                 response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataResponse.FromString,
                 _registered_method=True)
+        self.TenantAccessLog = channel.unary_unary(
+                '/bulkhead.v1.AdminService/TenantAccessLog',
+                request_serializer=bulkhead_dot_v1_dot_admin__service__pb2.TenantAccessLogRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.TenantAccessLogResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -248,6 +253,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TenantAccessLog(self, request, context):
+        """A tenant's access log, as the tenant reads it with PointsService.AccessLog.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -335,6 +347,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ExportTrainingData,
                     request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataRequest.FromString,
                     response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataResponse.SerializeToString,
+            ),
+            'TenantAccessLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.TenantAccessLog,
+                    request_deserializer=bulkhead_dot_v1_dot_admin__service__pb2.TenantAccessLogRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_admin__service__pb2.TenantAccessLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -798,6 +815,33 @@ class AdminService:
             '/bulkhead.v1.AdminService/ExportTrainingData',
             bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataRequest.SerializeToString,
             bulkhead_dot_v1_dot_admin__service__pb2.ExportTrainingDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TenantAccessLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bulkhead.v1.AdminService/TenantAccessLog',
+            bulkhead_dot_v1_dot_admin__service__pb2.TenantAccessLogRequest.SerializeToString,
+            bulkhead_dot_v1_dot_admin__service__pb2.TenantAccessLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

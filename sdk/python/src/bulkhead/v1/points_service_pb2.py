@@ -23,58 +23,63 @@ _sym_db = _symbol_database.Default()
 
 
 from bulkhead.v1 import filter_pb2 as bulkhead_dot_v1_dot_filter__pb2
+from bulkhead.v1 import tenant_pb2 as bulkhead_dot_v1_dot_tenant__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n bulkhead/v1/points_service.proto\x12\x0b\x62ulkhead.v1\x1a\x18\x62ulkhead/v1/filter.proto\x1a\x1cgoogle/protobuf/struct.proto\"[\n\x05Point\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04text\x18\x04 \x01(\t\"C\n\rUpsertRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\"\n\x06points\x18\x02 \x03(\x0b\x32\x12.bulkhead.v1.Point\"\"\n\x0eUpsertResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x04\"T\n\nGetRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x14\n\x0cwith_payload\x18\x03 \x01(\x08\x12\x13\n\x0bwith_vector\x18\x04 \x01(\x08\"1\n\x0bGetResponse\x12\"\n\x06points\x18\x01 \x03(\x0b\x32\x12.bulkhead.v1.Point\"x\n\rDeleteRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12$\n\x03ids\x18\x02 \x01(\x0b\x32\x15.bulkhead.v1.PointIdsH\x00\x12%\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x13.bulkhead.v1.FilterH\x00\x42\n\n\x08selector\"\x17\n\x08PointIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x04\"C\n\x0c\x43ountRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12#\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x13.bulkhead.v1.Filter\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\"\x8e\x01\n\rScrollRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12#\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x13.bulkhead.v1.Filter\x12\x14\n\x0cwith_payload\x18\x05 \x01(\x08\x12\x13\n\x0bwith_vector\x18\x06 \x01(\x08\"I\n\x0eScrollResponse\x12\"\n\x06points\x18\x01 \x03(\x0b\x32\x12.bulkhead.v1.Point\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\xa4\x01\n\rSearchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\t\n\x01k\x18\x03 \x01(\r\x12\n\n\x02\x65\x66\x18\x04 \x01(\r\x12#\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x13.bulkhead.v1.Filter\x12\x14\n\x0cwith_payload\x18\x06 \x01(\x08\x12\x13\n\x0bwith_vector\x18\x07 \x01(\x08\x12\x0c\n\x04text\x18\x08 \x01(\t\"p\n\x0bScoredPoint\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06vector\x18\x04 \x03(\x02\x12\x0c\n\x04text\x18\x05 \x01(\t\":\n\x0eSearchResponse\x12(\n\x06points\x18\x01 \x03(\x0b\x32\x18.bulkhead.v1.ScoredPoint\":\n\x19PointsServiceEmbedRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\"\x1c\n\nTextVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"k\n\x1aPointsServiceEmbedResponse\x12(\n\x07vectors\x18\x01 \x03(\x0b\x32\x17.bulkhead.v1.TextVector\x12\r\n\x05model\x18\x02 \x01(\t\x12\x14\n\x0cmodel_digest\x18\x03 \x01(\t\" \n\x0eLineageRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"H\n\x0cLineageModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x1a\n\x12registered_unix_ms\x18\x03 \x01(\x04\"<\n\x0fLineageResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.bulkhead.v1.LineageModel2\xb5\x04\n\rPointsService\x12\x41\n\x06Upsert\x12\x1a.bulkhead.v1.UpsertRequest\x1a\x1b.bulkhead.v1.UpsertResponse\x12\x38\n\x03Get\x12\x17.bulkhead.v1.GetRequest\x1a\x18.bulkhead.v1.GetResponse\x12\x41\n\x06\x44\x65lete\x12\x1a.bulkhead.v1.DeleteRequest\x1a\x1b.bulkhead.v1.DeleteResponse\x12>\n\x05\x43ount\x12\x19.bulkhead.v1.CountRequest\x1a\x1a.bulkhead.v1.CountResponse\x12\x41\n\x06Scroll\x12\x1a.bulkhead.v1.ScrollRequest\x1a\x1b.bulkhead.v1.ScrollResponse\x12\x41\n\x06Search\x12\x1a.bulkhead.v1.SearchRequest\x1a\x1b.bulkhead.v1.SearchResponse\x12X\n\x05\x45mbed\x12&.bulkhead.v1.PointsServiceEmbedRequest\x1a\'.bulkhead.v1.PointsServiceEmbedResponse\x12\x44\n\x07Lineage\x12\x1b.bulkhead.v1.LineageRequest\x1a\x1c.bulkhead.v1.LineageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n bulkhead/v1/points_service.proto\x12\x0b\x62ulkhead.v1\x1a\x18\x62ulkhead/v1/filter.proto\x1a\x18\x62ulkhead/v1/tenant.proto\x1a\x1cgoogle/protobuf/struct.proto\"[\n\x05Point\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04text\x18\x04 \x01(\t\"C\n\rUpsertRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\"\n\x06points\x18\x02 \x03(\x0b\x32\x12.bulkhead.v1.Point\"\"\n\x0eUpsertResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x04\"T\n\nGetRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x14\n\x0cwith_payload\x18\x03 \x01(\x08\x12\x13\n\x0bwith_vector\x18\x04 \x01(\x08\"1\n\x0bGetResponse\x12\"\n\x06points\x18\x01 \x03(\x0b\x32\x12.bulkhead.v1.Point\"x\n\rDeleteRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12$\n\x03ids\x18\x02 \x01(\x0b\x32\x15.bulkhead.v1.PointIdsH\x00\x12%\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x13.bulkhead.v1.FilterH\x00\x42\n\n\x08selector\"\x17\n\x08PointIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x04\"C\n\x0c\x43ountRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12#\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x13.bulkhead.v1.Filter\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\"\x8e\x01\n\rScrollRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12#\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x13.bulkhead.v1.Filter\x12\x14\n\x0cwith_payload\x18\x05 \x01(\x08\x12\x13\n\x0bwith_vector\x18\x06 \x01(\x08\"I\n\x0eScrollResponse\x12\"\n\x06points\x18\x01 \x03(\x0b\x32\x12.bulkhead.v1.Point\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\xa4\x01\n\rSearchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\t\n\x01k\x18\x03 \x01(\r\x12\n\n\x02\x65\x66\x18\x04 \x01(\r\x12#\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x13.bulkhead.v1.Filter\x12\x14\n\x0cwith_payload\x18\x06 \x01(\x08\x12\x13\n\x0bwith_vector\x18\x07 \x01(\x08\x12\x0c\n\x04text\x18\x08 \x01(\t\"p\n\x0bScoredPoint\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06vector\x18\x04 \x03(\x02\x12\x0c\n\x04text\x18\x05 \x01(\t\":\n\x0eSearchResponse\x12(\n\x06points\x18\x01 \x03(\x0b\x32\x18.bulkhead.v1.ScoredPoint\":\n\x19PointsServiceEmbedRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\"\x1c\n\nTextVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"k\n\x1aPointsServiceEmbedResponse\x12(\n\x07vectors\x18\x01 \x03(\x0b\x32\x17.bulkhead.v1.TextVector\x12\r\n\x05model\x18\x02 \x01(\t\x12\x14\n\x0cmodel_digest\x18\x03 \x01(\t\" \n\x0eLineageRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"H\n\x0cLineageModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x1a\n\x12registered_unix_ms\x18\x03 \x01(\x04\"<\n\x0fLineageResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.bulkhead.v1.LineageModel\"X\n\x10\x41\x63\x63\x65ssLogRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x15\n\rsince_unix_ms\x18\x03 \x01(\x04\x12\r\n\x05limit\x18\x04 \x01(\r\"V\n\x11\x41\x63\x63\x65ssLogResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.bulkhead.v1.AccessLogEntry\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2\x81\x05\n\rPointsService\x12\x41\n\x06Upsert\x12\x1a.bulkhead.v1.UpsertRequest\x1a\x1b.bulkhead.v1.UpsertResponse\x12\x38\n\x03Get\x12\x17.bulkhead.v1.GetRequest\x1a\x18.bulkhead.v1.GetResponse\x12\x41\n\x06\x44\x65lete\x12\x1a.bulkhead.v1.DeleteRequest\x1a\x1b.bulkhead.v1.DeleteResponse\x12>\n\x05\x43ount\x12\x19.bulkhead.v1.CountRequest\x1a\x1a.bulkhead.v1.CountResponse\x12\x41\n\x06Scroll\x12\x1a.bulkhead.v1.ScrollRequest\x1a\x1b.bulkhead.v1.ScrollResponse\x12\x41\n\x06Search\x12\x1a.bulkhead.v1.SearchRequest\x1a\x1b.bulkhead.v1.SearchResponse\x12X\n\x05\x45mbed\x12&.bulkhead.v1.PointsServiceEmbedRequest\x1a\'.bulkhead.v1.PointsServiceEmbedResponse\x12\x44\n\x07Lineage\x12\x1b.bulkhead.v1.LineageRequest\x1a\x1c.bulkhead.v1.LineageResponse\x12J\n\tAccessLog\x12\x1d.bulkhead.v1.AccessLogRequest\x1a\x1e.bulkhead.v1.AccessLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bulkhead.v1.points_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POINT']._serialized_start=105
-  _globals['_POINT']._serialized_end=196
-  _globals['_UPSERTREQUEST']._serialized_start=198
-  _globals['_UPSERTREQUEST']._serialized_end=265
-  _globals['_UPSERTRESPONSE']._serialized_start=267
-  _globals['_UPSERTRESPONSE']._serialized_end=301
-  _globals['_GETREQUEST']._serialized_start=303
-  _globals['_GETREQUEST']._serialized_end=387
-  _globals['_GETRESPONSE']._serialized_start=389
-  _globals['_GETRESPONSE']._serialized_end=438
-  _globals['_DELETEREQUEST']._serialized_start=440
-  _globals['_DELETEREQUEST']._serialized_end=560
-  _globals['_POINTIDS']._serialized_start=562
-  _globals['_POINTIDS']._serialized_end=585
-  _globals['_DELETERESPONSE']._serialized_start=587
-  _globals['_DELETERESPONSE']._serialized_end=620
-  _globals['_COUNTREQUEST']._serialized_start=622
-  _globals['_COUNTREQUEST']._serialized_end=689
-  _globals['_COUNTRESPONSE']._serialized_start=691
-  _globals['_COUNTRESPONSE']._serialized_end=721
-  _globals['_SCROLLREQUEST']._serialized_start=724
-  _globals['_SCROLLREQUEST']._serialized_end=866
-  _globals['_SCROLLRESPONSE']._serialized_start=868
-  _globals['_SCROLLRESPONSE']._serialized_end=941
-  _globals['_SEARCHREQUEST']._serialized_start=944
-  _globals['_SEARCHREQUEST']._serialized_end=1108
-  _globals['_SCOREDPOINT']._serialized_start=1110
-  _globals['_SCOREDPOINT']._serialized_end=1222
-  _globals['_SEARCHRESPONSE']._serialized_start=1224
-  _globals['_SEARCHRESPONSE']._serialized_end=1282
-  _globals['_POINTSSERVICEEMBEDREQUEST']._serialized_start=1284
-  _globals['_POINTSSERVICEEMBEDREQUEST']._serialized_end=1342
-  _globals['_TEXTVECTOR']._serialized_start=1344
-  _globals['_TEXTVECTOR']._serialized_end=1372
-  _globals['_POINTSSERVICEEMBEDRESPONSE']._serialized_start=1374
-  _globals['_POINTSSERVICEEMBEDRESPONSE']._serialized_end=1481
-  _globals['_LINEAGEREQUEST']._serialized_start=1483
-  _globals['_LINEAGEREQUEST']._serialized_end=1515
-  _globals['_LINEAGEMODEL']._serialized_start=1517
-  _globals['_LINEAGEMODEL']._serialized_end=1589
-  _globals['_LINEAGERESPONSE']._serialized_start=1591
-  _globals['_LINEAGERESPONSE']._serialized_end=1651
-  _globals['_POINTSSERVICE']._serialized_start=1654
-  _globals['_POINTSSERVICE']._serialized_end=2219
+  _globals['_POINT']._serialized_start=131
+  _globals['_POINT']._serialized_end=222
+  _globals['_UPSERTREQUEST']._serialized_start=224
+  _globals['_UPSERTREQUEST']._serialized_end=291
+  _globals['_UPSERTRESPONSE']._serialized_start=293
+  _globals['_UPSERTRESPONSE']._serialized_end=327
+  _globals['_GETREQUEST']._serialized_start=329
+  _globals['_GETREQUEST']._serialized_end=413
+  _globals['_GETRESPONSE']._serialized_start=415
+  _globals['_GETRESPONSE']._serialized_end=464
+  _globals['_DELETEREQUEST']._serialized_start=466
+  _globals['_DELETEREQUEST']._serialized_end=586
+  _globals['_POINTIDS']._serialized_start=588
+  _globals['_POINTIDS']._serialized_end=611
+  _globals['_DELETERESPONSE']._serialized_start=613
+  _globals['_DELETERESPONSE']._serialized_end=646
+  _globals['_COUNTREQUEST']._serialized_start=648
+  _globals['_COUNTREQUEST']._serialized_end=715
+  _globals['_COUNTRESPONSE']._serialized_start=717
+  _globals['_COUNTRESPONSE']._serialized_end=747
+  _globals['_SCROLLREQUEST']._serialized_start=750
+  _globals['_SCROLLREQUEST']._serialized_end=892
+  _globals['_SCROLLRESPONSE']._serialized_start=894
+  _globals['_SCROLLRESPONSE']._serialized_end=967
+  _globals['_SEARCHREQUEST']._serialized_start=970
+  _globals['_SEARCHREQUEST']._serialized_end=1134
+  _globals['_SCOREDPOINT']._serialized_start=1136
+  _globals['_SCOREDPOINT']._serialized_end=1248
+  _globals['_SEARCHRESPONSE']._serialized_start=1250
+  _globals['_SEARCHRESPONSE']._serialized_end=1308
+  _globals['_POINTSSERVICEEMBEDREQUEST']._serialized_start=1310
+  _globals['_POINTSSERVICEEMBEDREQUEST']._serialized_end=1368
+  _globals['_TEXTVECTOR']._serialized_start=1370
+  _globals['_TEXTVECTOR']._serialized_end=1398
+  _globals['_POINTSSERVICEEMBEDRESPONSE']._serialized_start=1400
+  _globals['_POINTSSERVICEEMBEDRESPONSE']._serialized_end=1507
+  _globals['_LINEAGEREQUEST']._serialized_start=1509
+  _globals['_LINEAGEREQUEST']._serialized_end=1541
+  _globals['_LINEAGEMODEL']._serialized_start=1543
+  _globals['_LINEAGEMODEL']._serialized_end=1615
+  _globals['_LINEAGERESPONSE']._serialized_start=1617
+  _globals['_LINEAGERESPONSE']._serialized_end=1677
+  _globals['_ACCESSLOGREQUEST']._serialized_start=1679
+  _globals['_ACCESSLOGREQUEST']._serialized_end=1767
+  _globals['_ACCESSLOGRESPONSE']._serialized_start=1769
+  _globals['_ACCESSLOGRESPONSE']._serialized_end=1855
+  _globals['_POINTSSERVICE']._serialized_start=1858
+  _globals['_POINTSSERVICE']._serialized_end=2499
 # @@protoc_insertion_point(module_scope)

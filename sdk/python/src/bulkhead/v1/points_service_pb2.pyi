@@ -1,4 +1,5 @@
 from bulkhead.v1 import filter_pb2 as _filter_pb2
+from bulkhead.v1 import tenant_pb2 as _tenant_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -197,3 +198,23 @@ class LineageResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[LineageModel]
     def __init__(self, models: _Optional[_Iterable[_Union[LineageModel, _Mapping]]] = ...) -> None: ...
+
+class AccessLogRequest(_message.Message):
+    __slots__ = ("tenant", "cursor", "since_unix_ms", "limit")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SINCE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    cursor: str
+    since_unix_ms: int
+    limit: int
+    def __init__(self, tenant: _Optional[str] = ..., cursor: _Optional[str] = ..., since_unix_ms: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class AccessLogResponse(_message.Message):
+    __slots__ = ("entries", "next_cursor")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_tenant_pb2.AccessLogEntry]
+    next_cursor: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[_tenant_pb2.AccessLogEntry, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...

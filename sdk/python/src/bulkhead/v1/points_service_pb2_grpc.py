@@ -77,6 +77,11 @@ class PointsServiceStub:
                 request_serializer=bulkhead_dot_v1_dot_points__service__pb2.LineageRequest.SerializeToString,
                 response_deserializer=bulkhead_dot_v1_dot_points__service__pb2.LineageResponse.FromString,
                 _registered_method=True)
+        self.AccessLog = channel.unary_unary(
+                '/bulkhead.v1.PointsService/AccessLog',
+                request_serializer=bulkhead_dot_v1_dot_points__service__pb2.AccessLogRequest.SerializeToString,
+                response_deserializer=bulkhead_dot_v1_dot_points__service__pb2.AccessLogResponse.FromString,
+                _registered_method=True)
 
 
 class PointsServiceServicer:
@@ -144,6 +149,14 @@ class PointsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AccessLog(self, request, context):
+        """The tenant's access log: its data-plane calls by token, RPC and
+        outcome, a minute at a time, oldest first; never their content.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PointsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +199,11 @@ def add_PointsServiceServicer_to_server(servicer, server):
                     servicer.Lineage,
                     request_deserializer=bulkhead_dot_v1_dot_points__service__pb2.LineageRequest.FromString,
                     response_serializer=bulkhead_dot_v1_dot_points__service__pb2.LineageResponse.SerializeToString,
+            ),
+            'AccessLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessLog,
+                    request_deserializer=bulkhead_dot_v1_dot_points__service__pb2.AccessLogRequest.FromString,
+                    response_serializer=bulkhead_dot_v1_dot_points__service__pb2.AccessLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -407,6 +425,33 @@ class PointsService:
             '/bulkhead.v1.PointsService/Lineage',
             bulkhead_dot_v1_dot_points__service__pb2.LineageRequest.SerializeToString,
             bulkhead_dot_v1_dot_points__service__pb2.LineageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bulkhead.v1.PointsService/AccessLog',
+            bulkhead_dot_v1_dot_points__service__pb2.AccessLogRequest.SerializeToString,
+            bulkhead_dot_v1_dot_points__service__pb2.AccessLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,21 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62ulkhead/v1/tenant.proto\x12\x0b\x62ulkhead.v1\"1\n\x0bIndexParams\x12\t\n\x01m\x18\x01 \x01(\r\x12\x17\n\x0f\x65\x66_construction\x18\x02 \x01(\r\"\x82\x01\n\nTenantSpec\x12\x11\n\tdimension\x18\x01 \x01(\r\x12#\n\x06metric\x18\x02 \x01(\x0e\x32\x13.bulkhead.v1.Metric\x12\'\n\x05index\x18\x03 \x01(\x0b\x32\x18.bulkhead.v1.IndexParams\x12\x13\n\x0btrust_class\x18\x04 \x01(\t\"\xa2\x01\n\x06Quotas\x12\x12\n\nmax_points\x18\x01 \x01(\x04\x12\x1f\n\x17max_requests_per_second\x18\x02 \x01(\r\x12\x1f\n\x17max_concurrent_searches\x18\x03 \x01(\r\x12\x19\n\x11max_payload_bytes\x18\x04 \x01(\x04\x12\'\n\x1fmax_embedding_tokens_per_minute\x18\x05 \x01(\x04\"\xbb\x01\n\x0eTenantContract\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12*\n\x08training\x18\x02 \x01(\x0e\x32\x18.bulkhead.v1.TrainingUse\x12\x11\n\tpool_with\x18\x03 \x03(\t\x12)\n\ttelemetry\x18\x04 \x01(\x0e\x32\x16.bulkhead.v1.Telemetry\x12\x15\n\rcaching_scope\x18\x05 \x01(\t\x12\x17\n\x0fretrieval_scope\x18\x06 \x01(\t\"\xd6\x02\n\nTenantInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04spec\x18\x02 \x01(\x0b\x32\x17.bulkhead.v1.TenantSpec\x12\x0e\n\x06points\x18\x03 \x01(\x04\x12\x13\n\x0bgraph_nodes\x18\x04 \x01(\x04\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x04\x12\'\n\x05state\x18\x06 \x01(\x0e\x32\x18.bulkhead.v1.TenantState\x12\x19\n\x11last_used_unix_ms\x18\x07 \x01(\x04\x12#\n\x06quotas\x18\x08 \x01(\x0b\x32\x13.bulkhead.v1.Quotas\x12\x0e\n\x06pinned\x18\t \x01(\x08\x12\x16\n\x0eresident_bytes\x18\n \x01(\x04\x12\x15\n\rpayload_bytes\x18\x0b \x01(\x04\x12-\n\x08\x63ontract\x18\x0c \x01(\x0b\x32\x1b.bulkhead.v1.TenantContract*R\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x11\n\rMETRIC_COSINE\x10\x01\x12\r\n\tMETRIC_L2\x10\x02\x12\x0e\n\nMETRIC_DOT\x10\x03*q\n\x0bTrainingUse\x12\x1c\n\x18TRAINING_USE_UNSPECIFIED\x10\x00\x12\x15\n\x11TRAINING_USE_NONE\x10\x01\x12\x14\n\x10TRAINING_USE_OWN\x10\x02\x12\x17\n\x13TRAINING_USE_POOLED\x10\x03*S\n\tTelemetry\x12\x19\n\x15TELEMETRY_UNSPECIFIED\x10\x00\x12\x17\n\x13TELEMETRY_AGGREGATE\x10\x01\x12\x12\n\x0eTELEMETRY_NONE\x10\x02*[\n\x0bTenantState\x12\x1c\n\x18TENANT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13TENANT_STATE_ACTIVE\x10\x01\x12\x15\n\x11TENANT_STATE_COLD\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62ulkhead/v1/tenant.proto\x12\x0b\x62ulkhead.v1\"1\n\x0bIndexParams\x12\t\n\x01m\x18\x01 \x01(\r\x12\x17\n\x0f\x65\x66_construction\x18\x02 \x01(\r\"\x82\x01\n\nTenantSpec\x12\x11\n\tdimension\x18\x01 \x01(\r\x12#\n\x06metric\x18\x02 \x01(\x0e\x32\x13.bulkhead.v1.Metric\x12\'\n\x05index\x18\x03 \x01(\x0b\x32\x18.bulkhead.v1.IndexParams\x12\x13\n\x0btrust_class\x18\x04 \x01(\t\"\xa2\x01\n\x06Quotas\x12\x12\n\nmax_points\x18\x01 \x01(\x04\x12\x1f\n\x17max_requests_per_second\x18\x02 \x01(\r\x12\x1f\n\x17max_concurrent_searches\x18\x03 \x01(\r\x12\x19\n\x11max_payload_bytes\x18\x04 \x01(\x04\x12\'\n\x1fmax_embedding_tokens_per_minute\x18\x05 \x01(\x04\"\xbb\x01\n\x0eTenantContract\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12*\n\x08training\x18\x02 \x01(\x0e\x32\x18.bulkhead.v1.TrainingUse\x12\x11\n\tpool_with\x18\x03 \x03(\t\x12)\n\ttelemetry\x18\x04 \x01(\x0e\x32\x16.bulkhead.v1.Telemetry\x12\x15\n\rcaching_scope\x18\x05 \x01(\t\x12\x17\n\x0fretrieval_scope\x18\x06 \x01(\t\"\xd6\x02\n\nTenantInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04spec\x18\x02 \x01(\x0b\x32\x17.bulkhead.v1.TenantSpec\x12\x0e\n\x06points\x18\x03 \x01(\x04\x12\x13\n\x0bgraph_nodes\x18\x04 \x01(\x04\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x04\x12\'\n\x05state\x18\x06 \x01(\x0e\x32\x18.bulkhead.v1.TenantState\x12\x19\n\x11last_used_unix_ms\x18\x07 \x01(\x04\x12#\n\x06quotas\x18\x08 \x01(\x0b\x32\x13.bulkhead.v1.Quotas\x12\x0e\n\x06pinned\x18\t \x01(\x08\x12\x16\n\x0eresident_bytes\x18\n \x01(\x04\x12\x15\n\rpayload_bytes\x18\x0b \x01(\x04\x12-\n\x08\x63ontract\x18\x0c \x01(\x0b\x32\x1b.bulkhead.v1.TenantContract\"\x88\x01\n\x0e\x41\x63\x63\x65ssLogEntry\x12\x15\n\rfirst_unix_ms\x18\x01 \x01(\x04\x12\x14\n\x0clast_unix_ms\x18\x02 \x01(\x04\x12\x10\n\x08token_id\x18\x03 \x01(\t\x12\x0b\n\x03rpc\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x06 \x01(\x04\x12\r\n\x05items\x18\x07 \x01(\x04*R\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x11\n\rMETRIC_COSINE\x10\x01\x12\r\n\tMETRIC_L2\x10\x02\x12\x0e\n\nMETRIC_DOT\x10\x03*q\n\x0bTrainingUse\x12\x1c\n\x18TRAINING_USE_UNSPECIFIED\x10\x00\x12\x15\n\x11TRAINING_USE_NONE\x10\x01\x12\x14\n\x10TRAINING_USE_OWN\x10\x02\x12\x17\n\x13TRAINING_USE_POOLED\x10\x03*S\n\tTelemetry\x12\x19\n\x15TELEMETRY_UNSPECIFIED\x10\x00\x12\x17\n\x13TELEMETRY_AGGREGATE\x10\x01\x12\x12\n\x0eTELEMETRY_NONE\x10\x02*[\n\x0bTenantState\x12\x1c\n\x18TENANT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13TENANT_STATE_ACTIVE\x10\x01\x12\x15\n\x11TENANT_STATE_COLD\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bulkhead.v1.tenant_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METRIC']._serialized_start=925
-  _globals['_METRIC']._serialized_end=1007
-  _globals['_TRAININGUSE']._serialized_start=1009
-  _globals['_TRAININGUSE']._serialized_end=1122
-  _globals['_TELEMETRY']._serialized_start=1124
-  _globals['_TELEMETRY']._serialized_end=1207
-  _globals['_TENANTSTATE']._serialized_start=1209
-  _globals['_TENANTSTATE']._serialized_end=1300
+  _globals['_METRIC']._serialized_start=1064
+  _globals['_METRIC']._serialized_end=1146
+  _globals['_TRAININGUSE']._serialized_start=1148
+  _globals['_TRAININGUSE']._serialized_end=1261
+  _globals['_TELEMETRY']._serialized_start=1263
+  _globals['_TELEMETRY']._serialized_end=1346
+  _globals['_TENANTSTATE']._serialized_start=1348
+  _globals['_TENANTSTATE']._serialized_end=1439
   _globals['_INDEXPARAMS']._serialized_start=41
   _globals['_INDEXPARAMS']._serialized_end=90
   _globals['_TENANTSPEC']._serialized_start=93
@@ -49,4 +49,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANTCONTRACT']._serialized_end=578
   _globals['_TENANTINFO']._serialized_start=581
   _globals['_TENANTINFO']._serialized_end=923
+  _globals['_ACCESSLOGENTRY']._serialized_start=926
+  _globals['_ACCESSLOGENTRY']._serialized_end=1062
 # @@protoc_insertion_point(module_scope)

@@ -124,3 +124,21 @@ class TenantInfo(_message.Message):
     payload_bytes: int
     contract: TenantContract
     def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TenantSpec, _Mapping]] = ..., points: _Optional[int] = ..., graph_nodes: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., state: _Optional[_Union[TenantState, str]] = ..., last_used_unix_ms: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ..., pinned: _Optional[bool] = ..., resident_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., contract: _Optional[_Union[TenantContract, _Mapping]] = ...) -> None: ...
+
+class AccessLogEntry(_message.Message):
+    __slots__ = ("first_unix_ms", "last_unix_ms", "token_id", "rpc", "code", "calls", "items")
+    FIRST_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    RPC_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    first_unix_ms: int
+    last_unix_ms: int
+    token_id: str
+    rpc: str
+    code: str
+    calls: int
+    items: int
+    def __init__(self, first_unix_ms: _Optional[int] = ..., last_unix_ms: _Optional[int] = ..., token_id: _Optional[str] = ..., rpc: _Optional[str] = ..., code: _Optional[str] = ..., calls: _Optional[int] = ..., items: _Optional[int] = ...) -> None: ...
