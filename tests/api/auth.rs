@@ -6,8 +6,16 @@ use tonic::{Code, Status};
 
 use crate::common::{ADMIN, TestServer, point, with_token};
 
-const RPCS: [&str; 8] = [
-    "upsert", "get", "delete", "count", "scroll", "search", "embed", "lineage",
+const RPCS: [&str; 9] = [
+    "upsert",
+    "get",
+    "delete",
+    "count",
+    "scroll",
+    "search",
+    "embed",
+    "lineage",
+    "access_log",
 ];
 
 /// Calls one Points RPC naming `tenant`, with `token` (or none).
@@ -103,6 +111,16 @@ async fn call(
             .map(drop),
         "lineage" => c
             .lineage(req(proto::LineageRequest { tenant }, token))
+            .await
+            .map(drop),
+        "access_log" => c
+            .access_log(req(
+                proto::AccessLogRequest {
+                    tenant,
+                    ..Default::default()
+                },
+                token,
+            ))
             .await
             .map(drop),
         other => panic!("unknown rpc {other}"),
