@@ -59,17 +59,11 @@ impl Histogram {
         self.count += 1;
     }
 
+    /// Each bucket's own count: the encoder makes them cumulative.
     fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> std::fmt::Result {
-        let mut cumulative = 0;
-        let mut buckets: Vec<(f64, u64)> = BUCKETS
-            .iter()
-            .zip(self.buckets)
-            .map(|(bound, n)| {
-                cumulative += n;
-                (*bound, cumulative)
-            })
-            .collect();
-        buckets.push((f64::INFINITY, self.count));
+        let mut buckets: Vec<(f64, u64)> = BUCKETS.iter().copied().zip(self.buckets).collect();
+        let bounded: u64 = self.buckets.iter().sum();
+        buckets.push((f64::INFINITY, self.count - bounded));
         encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &buckets, None)
     }
 }

@@ -103,9 +103,24 @@ async fn metrics_count_each_tenants_calls_and_show_nothing_of_a_tenant_that_opte
         value(&text, "bulkhead_tenant_points{tenant=\"loud\"}"),
         Some(2.0)
     );
-    assert!(text.contains(
-        "bulkhead_tenant_request_duration_seconds_bucket{tenant=\"loud\",rpc=\"Search\""
-    ));
+    // Buckets are cumulative once: every one of the 4 searches is under
+    // +Inf, and no bucket holds more.
+    let search = "{tenant=\"loud\",rpc=\"Search\"";
+    assert_eq!(
+        value(
+            &text,
+            &format!("bulkhead_tenant_request_duration_seconds_count{search}}}")
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("bulkhead_tenant_request_duration_seconds_bucket{search},le=\"+Inf\"}}")
+        ),
+        Some(4.0),
+        "{text}"
+    );
     // The node counts every call, the opted-out tenant's and the refused
     // ones too.
     assert_eq!(
