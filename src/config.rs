@@ -219,6 +219,14 @@ impl ServeArgs {
             ));
         }
         let listen = self.listen.or(file.listen).unwrap_or(default_listen);
+        let insecure = self.insecure || file.insecure.unwrap_or(false);
+        for (class, url) in &embedders {
+            if plaintext_beyond_loopback(url) && !insecure {
+                return Err(ConfigError::new(format!(
+                    "the embedder of trust class {class} ({url}) is plaintext beyond loopback: the shared secret and every text would cross the network in the clear; use https://, or pass --insecure"
+                )));
+            }
+        }
         let tls = match (
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),
@@ -241,7 +249,6 @@ impl ServeArgs {
                 ));
             }
         };
-        let insecure = self.insecure || file.insecure.unwrap_or(false);
         if tls.is_none() && !listen.ip().is_loopback() && !insecure {
             return Err(ConfigError::new(format!(
                 "listening on {listen} without TLS would send tokens and data in the clear: give --tls-cert and --tls-key, listen on loopback, or pass --insecure"
@@ -281,6 +288,24 @@ impl ServeArgs {
 pub fn default_models_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".cache").join("bulkhead").join("models")
+}
+
+/// Whether `url` is http:// to a host that is not loopback.
+fn plaintext_beyond_loopback(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        // Refused later, with what is wrong with it.
+        return false;
+    };
+    if uri.scheme_str() != Some("http") {
+        return false;
+    }
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 /// A secret from a file of mode 0600, without surrounding whitespace.
@@ -386,6 +411,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("give both"), "{err}");
+        let sidecar = |url: &str, insecure| {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("secret");
+            fs_err::write(&file, "a-shared-secret-0123456789").unwrap();
+            use std::os::unix::fs::PermissionsExt as _;
+            fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            ServeArgs {
+                embedders: vec![format!("default={url}")],
+                embedder_secret_file: Some(file),
+                insecure,
+                ..ServeArgs::default()
+            }
+            .resolve()
+        };
+        let err = sidecar("http://10.0.0.5:50552", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plaintext beyond loopback"), "{err}");
+        assert!(sidecar("http://10.0.0.5:50552", true).is_ok());
+        assert!(sidecar("http://127.0.0.1:50552", false).is_ok());
+        assert!(sidecar("http://[::1]:50552", false).is_ok());
+        assert!(sidecar("https://10.0.0.5:50552", false).is_ok());
         let err = ServeArgs {
             tls_client_ca: Some("ca.pem".into()),
             ..ServeArgs::default()

@@ -22,7 +22,7 @@ use crate::config::ConfigError;
 
 /// How long a client has to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; more connections wait to be accepted.
+/// Handshakes in progress at once; a connection past it is closed.
 const MAX_HANDSHAKES: usize = 1_024;
 
 /// Where the listener's certificate, key and client CA are (PEM).
@@ -159,9 +159,6 @@ pub(crate) fn incoming(
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let task = tokio::spawn(async move {
         loop {
-            let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-                return;
-            };
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -175,6 +172,13 @@ pub(crate) fn incoming(
             if tx.is_closed() {
                 return;
             }
+            // Accepting never waits on the handshakes in progress: past
+            // the limit a connection is closed at once, so clients that
+            // open connections and stay silent cannot stop the accepts.
+            let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                tracing::debug!(%peer, "too many TLS handshakes in progress; connection closed");
+                continue;
+            };
             // No Nagle delay (as for plaintext connections).
             let _ = stream.set_nodelay(true);
             let acceptor = tls.acceptor();
