@@ -130,7 +130,7 @@ impl Metrics {
     async fn observe<T>(
         &self,
         rpc: &'static str,
-        access_log: Option<(&Registry, String)>,
+        access_log: Option<(&Registry, u64)>,
         call: impl Future<Output = Result<Response<T>, Status>>,
         items: impl FnOnce(&T) -> usize,
     ) -> Result<Response<T>, Status> {
@@ -166,7 +166,7 @@ impl Metrics {
         self.record(rpc, tenant, code, pending.started.elapsed());
         if let (Some(key), Some((registry, token_id))) = (tenant, access_log) {
             let touched = result.as_ref().map_or(0, |r| items(r.get_ref()));
-            registry.note_access(key, &token_id, rpc, code_name(code), touched as u64);
+            registry.note_access(key, token_id, rpc, code_name(code), touched as u64);
         }
         result
     }
@@ -449,12 +449,16 @@ impl<P> Observed<P> {
     }
 }
 
-/// The id of the tenant token a request presents (`bht_<id>_<secret>`):
-/// not secret, and only used once the token has admitted the call.
-fn token_id<T>(request: &Request<T>) -> Option<String> {
+/// The id of the tenant token a request presents (`bht_<id>_<secret>`,
+/// 16 hex digits) as a number: not secret, and only used once the token
+/// has admitted the call (an admitted id is the stored, lowercase one).
+fn token_id<T>(request: &Request<T>) -> Option<u64> {
     let token = crate::api::bearer_token(request)?;
     let (id, _) = token.strip_prefix("bht_")?.split_once('_')?;
-    Some(id.to_string())
+    if id.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(id, 16).ok()
 }
 
 macro_rules! observed {

@@ -130,9 +130,12 @@ pub async fn serve_with<P: PointsService>(
                 every.tick().await;
                 let registry = Arc::clone(&registry);
                 let pass = move || {
+                    // Access log entries whose minute has closed; apart
+                    // from the rest, which must not stop it.
+                    if let Err(e) = registry.flush_access_log(false) {
+                        tracing::warn!(error = %e, "writing the access logs failed; kept for the next pass");
+                    }
                     registry.enforce_memory_budget()?;
-                    // Access log entries whose minute has closed.
-                    registry.flush_access_log(false)?;
                     registry.close_idle_shelves()
                 };
                 match tokio::task::spawn_blocking(pass).await {

@@ -63,9 +63,13 @@ impl PointsApi {
     fn admit(&self, caller: &Caller) -> Result<Access, Status> {
         let access = self
             .registry
-            .admit(&caller.token, &caller.tenant)
+            .authorize_only(&caller.token, &caller.tenant)
             .map_err(|e| to_status(e, Plane::Data))?;
+        // The call is the tenant's from here on, a rate refusal included.
         crate::metrics::admitted(access.key());
+        self.registry
+            .charge_request(&access)
+            .map_err(|e| to_status(e, Plane::Data))?;
         Ok(access)
     }
 

@@ -234,10 +234,11 @@ impl TenantStore {
     ) -> Result<()> {
         self.with_cf(|cf| {
             let mut batch = WriteBatch::default();
+            // First: the range delete would also take the new entries.
+            batch.delete_range_cf(cf, access_key((0, 0)), access_key((keep_from_ms, 0)));
             for (at, record) in entries {
                 batch.put_cf(cf, access_key(*at), encode(record)?);
             }
-            batch.delete_range_cf(cf, access_key((0, 0)), access_key((keep_from_ms, 0)));
             self.shelf.db.write(batch)?;
             Ok(())
         })

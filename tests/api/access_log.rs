@@ -76,15 +76,30 @@ async fn a_tenant_reads_who_called_it_and_nothing_else() {
     assert!(!text.contains(&id_of(&neighbour)), "{text}");
     assert!(!text.contains("secret-id"), "{text}");
 
-    // The admin reads the same log (and now the tenant's own read of it).
+    // From the page's cursor: exactly what came since, that read itself.
+    let tail = a
+        .access_log(Some(&page.next_cursor), 0, 0)
+        .await
+        .unwrap()
+        .entries;
+    assert_eq!(tail.len(), 1, "{tail:?}");
+    assert_eq!((tail[0].rpc.as_str(), tail[0].calls), ("AccessLog", 1));
+
+    // The admin reads the same log (and now the tenant's own reads of it).
     let admin = AdminClient::with_channel(server.channel.clone(), ADMIN).unwrap();
     let seen = admin
         .access_log("ledger", None, 0, 0)
         .await
         .unwrap()
         .entries;
-    assert!(find(&seen, &first, "AccessLog", "OK").is_some(), "{seen:?}");
-    assert_eq!(seen.len(), 5);
+    // Each read writes what was pending, so the two reads are two entries.
+    let reads: u64 = seen
+        .iter()
+        .filter(|e| e.rpc == "AccessLog" && e.token_id == id_of(&first))
+        .map(|e| e.calls)
+        .sum();
+    assert_eq!(reads, 2, "{seen:?}");
+    assert_eq!(seen.len(), 6, "{seen:?}");
 
     // Pages: two at a time, in order, no entry twice.
     let mut cursor: Option<String> = None;
@@ -105,6 +120,29 @@ async fn a_tenant_reads_who_called_it_and_nothing_else() {
     // A cursor the server never gave is refused with what to do.
     let err = a.access_log(Some("not-a-cursor"), 0, 0).await.unwrap_err();
     assert!(err.to_string().contains("next_cursor"), "{err}");
+
+    // A call refused by the tenant's rate quota is the tenant's too.
+    let spec = bulkhead::proto::TenantSpec {
+        dimension: 4,
+        metric: bulkhead::proto::Metric::L2 as i32,
+        ..Default::default()
+    };
+    let quotas = bulkhead::proto::Quotas {
+        max_requests_per_second: 1,
+        ..Default::default()
+    };
+    let slow = server.tenant_with_quotas("slow", spec, Some(quotas)).await;
+    let throttled = connect("slow", &slow);
+    let mut refused = 0;
+    for _ in 0..5 {
+        if throttled.count(None).await.is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0);
+    let log = admin.access_log("slow", None, 0, 0).await.unwrap().entries;
+    let limited = find(&log, &slow, "Count", "RESOURCE_EXHAUSTED").expect("the refusals");
+    assert_eq!(limited.calls, refused, "{log:?}");
 
     // Dropped and created again, the name's log starts empty.
     admin.drop_tenant("ledger").await.unwrap();

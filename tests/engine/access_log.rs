@@ -21,9 +21,9 @@ fn the_access_log_survives_a_restart_and_keeps_only_its_retention() {
         let reg = open_with(dir.path(), 90);
         reg.create_tenant("kept", spec(4, Metric::L2)).unwrap();
         let access = reg.describe_tenant("kept").unwrap().incarnation;
-        reg.note_access(access, "tok1", "Search", "OK", 10);
-        reg.note_access(access, "tok1", "Search", "OK", 5);
-        reg.note_access(access, "tok2", "Get", "INVALID_ARGUMENT", 0);
+        reg.note_access(access, 1, "Search", "OK", 10);
+        reg.note_access(access, 1, "Search", "OK", 5);
+        reg.note_access(access, 2, "Get", "INVALID_ARGUMENT", 0);
         // Not a minute old yet: not written by a regular flush...
         reg.flush_access_log(false).unwrap();
         // ...but by the close.
@@ -35,7 +35,7 @@ fn the_access_log_survives_a_restart_and_keeps_only_its_retention() {
     let search = page.entries.iter().find(|e| e.rpc == "Search").unwrap();
     assert_eq!(
         (search.token_id.as_str(), search.calls, search.items),
-        ("tok1", 2, 15)
+        ("0000000000000001", 2, 15)
     );
     assert_eq!(page.entries.len(), 2);
     drop(reg);
@@ -43,9 +43,9 @@ fn the_access_log_survives_a_restart_and_keeps_only_its_retention() {
     // With no retention, the next write removes what came before it.
     let reg = open_with(dir.path(), 0);
     std::thread::sleep(std::time::Duration::from_millis(5));
-    reg.note_access(key, "tok3", "Count", "OK", 1);
+    reg.note_access(key, 0xabc, "Count", "OK", 1);
     reg.flush_access_log(true).unwrap();
     let page = reg.tenant_access_log("kept", None, 0, 10).unwrap();
     let tokens: Vec<&str> = page.entries.iter().map(|e| e.token_id.as_str()).collect();
-    assert_eq!(tokens, ["tok3"]);
+    assert_eq!(tokens, ["0000000000000abc"]);
 }

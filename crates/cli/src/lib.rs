@@ -106,7 +106,7 @@ fn print_access_log(
             );
         }
         if !next_cursor.is_empty() {
-            eprintln!("more: --cursor {next_cursor}");
+            eprintln!("next: --cursor {next_cursor}");
         }
     }
 }

@@ -62,9 +62,26 @@ impl Registry {
     /// to `tenant`, and takes one request from the tenant's rate budget
     /// (only for a caller whose token is bound to it).
     pub fn admit(&self, token: &str, tenant: &str) -> Result<Access> {
-        let entry = self.authorized_entry(token, tenant)?;
-        entry.limits.admit_request()?;
-        Ok(Access { entry })
+        let access = self.authorize_only(token, tenant)?;
+        self.charge_request(&access)?;
+        Ok(access)
+    }
+
+    /// [`Registry::admit`]'s first half: the token checked against the
+    /// tenant, nothing charged. Callers charge the request next
+    /// ([`Registry::charge_request`]); between the two they may note
+    /// whose the call is (so a rate refusal is the tenant's, in its
+    /// metrics and access log).
+    pub fn authorize_only(&self, token: &str, tenant: &str) -> Result<Access> {
+        Ok(Access {
+            entry: self.authorized_entry(token, tenant)?,
+        })
+    }
+
+    /// [`Registry::admit`]'s second half: the request taken from the
+    /// tenant's rate quota (RESOURCE_EXHAUSTED past it).
+    pub fn charge_request(&self, access: &Access) -> Result<()> {
+        access.entry.limits.admit_request()
     }
 
     /// The admitted tenant's handle, loaded from disk when it is cold (so

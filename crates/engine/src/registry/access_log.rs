@@ -43,10 +43,13 @@ pub struct AccessEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessPage {
     pub entries: Vec<AccessEntry>,
+    /// After the page's last entry (None when the page is empty): read
+    /// again from it for the rest, or later for what came since.
     pub next: Option<AccessCursor>,
 }
 
-type Key = (String, &'static str, &'static str);
+/// (token id, RPC, code) within one tenant's pending calls.
+type Key = (u64, &'static str, &'static str);
 
 /// Calls not yet written, by tenant incarnation.
 #[derive(Debug, Default)]
@@ -57,12 +60,13 @@ pub(super) struct AccessBuffer {
 }
 
 impl Registry {
-    /// Notes one call a token was admitted with to the tenant `key` (its
-    /// incarnation, [`Access::key`]).
+    /// Notes one call a token (by its id, the 16 hex digits of
+    /// `bht_<id>_...` as a number) was admitted with to the tenant `key`
+    /// (its incarnation, [`Access::key`]).
     pub fn note_access(
         &self,
         key: u64,
-        token_id: &str,
+        token_id: u64,
         rpc: &'static str,
         code: &'static str,
         items: u64,
@@ -72,11 +76,11 @@ impl Registry {
         let entry = pending
             .entry(key)
             .or_default()
-            .entry((token_id.to_string(), rpc, code))
+            .entry((token_id, rpc, code))
             .or_insert_with(|| AccessEntry {
                 first_unix_ms: now,
                 last_unix_ms: now,
-                token_id: token_id.to_string(),
+                token_id: format!("{token_id:016x}"),
                 rpc: rpc.to_string(),
                 code: code.to_string(),
                 calls: 0,
@@ -88,20 +92,29 @@ impl Registry {
     }
 
     /// Writes the entries whose window has closed (all of them with
-    /// `everything`). Entries of a tenant dropped meanwhile are discarded.
+    /// `everything`). Entries of a tenant dropped meanwhile are discarded;
+    /// a tenant whose write fails keeps its entries for the next flush, and
+    /// the others are written regardless (the first error is returned).
     pub fn flush_access_log(&self, everything: bool) -> Result<()> {
+        // Held from taking the entries to writing them: a drop cannot
+        // remove the column family in between, and a read of the log
+        // (which takes the same lock) never passes entries still on
+        // their way, so a cursor never skips one.
+        let _lifecycle = self.lifecycle.lock();
         let now = now_unix_ms();
-        let due: Vec<(u64, Vec<AccessEntry>)> = {
+        let due: Vec<(u64, Vec<(Key, AccessEntry)>)> = {
             let mut pending = self.access_log.pending.lock();
             let mut due = Vec::new();
             for (key, entries) in pending.iter_mut() {
                 let closed: Vec<Key> = entries
                     .iter()
                     .filter(|(_, e)| everything || now >= e.first_unix_ms + ACCESS_WINDOW_MS)
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| *k)
                     .collect();
-                let written: Vec<AccessEntry> =
-                    closed.iter().filter_map(|k| entries.remove(k)).collect();
+                let written: Vec<(Key, AccessEntry)> = closed
+                    .into_iter()
+                    .filter_map(|k| entries.remove(&k).map(|e| (k, e)))
+                    .collect();
                 if !written.is_empty() {
                     due.push((*key, written));
                 }
@@ -118,16 +131,32 @@ impl Registry {
             .values()
             .map(|entry| (entry.record.incarnation, std::sync::Arc::clone(entry)))
             .collect();
-        // Create and drop wait: a drop cannot remove the column family
-        // between the lookup and the write.
-        let _lifecycle = self.lifecycle.lock();
+        let mut first_error = None;
         for (key, entries) in due {
             let Some(entry) = by_incarnation.get(&key) else {
                 continue;
             };
-            self.write_access(entry, entries, now)?;
+            let records = entries.iter().map(|(_, e)| e.clone()).collect();
+            if let Err(e) = self.write_access(entry, records, now) {
+                // Back for the next flush (merged with what came since).
+                let mut pending = self.access_log.pending.lock();
+                let tenant = pending.entry(key).or_default();
+                for (k, old) in entries {
+                    match tenant.get_mut(&k) {
+                        Some(newer) => {
+                            newer.first_unix_ms = old.first_unix_ms;
+                            newer.calls += old.calls;
+                            newer.items += old.items;
+                        }
+                        None => {
+                            tenant.insert(k, old);
+                        }
+                    }
+                }
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     fn write_access(
@@ -197,19 +226,19 @@ impl Registry {
             )));
         }
         let key = entry.record.incarnation;
+        // As a flush: entries are taken and written under the lock, so no
+        // entry older than this read's cursor is still on its way.
+        let _lifecycle = self.lifecycle.lock();
         let pending = self.access_log.pending.lock().remove(&key);
-        {
-            let _lifecycle = self.lifecycle.lock();
-            if let Some(pending) = pending {
-                self.write_access(entry, pending.into_values().collect(), now_unix_ms())?;
-            }
+        if let Some(pending) = pending {
+            self.write_access(entry, pending.into_values().collect(), now_unix_ms())?;
         }
         let store = self.storage.open_tenant(&entry.record)?;
         let after = after.or_else(|| since_unix_ms.checked_sub(1).map(|t| (t, u64::MAX)));
         let page = store.access_log(after, limit)?;
-        let next = (page.len() == limit)
-            .then(|| page.last().map(|(at, _)| *at))
-            .flatten();
+        // The last entry's place, on every page that has one: a reader at
+        // the end keeps it and asks again later for what came since.
+        let next = page.last().map(|(at, _)| *at);
         Ok(AccessPage {
             entries: page
                 .into_iter()

@@ -215,7 +215,11 @@ impl Registry {
     /// Waits for background work, snapshots changed graphs and flushes
     /// storage. The registry stays usable; call it before exit.
     pub fn close(&self) -> Result<()> {
-        self.flush_access_log(true)?;
+        // The access log must not keep the graphs and RocksDB from being
+        // saved: its failure is logged, and the close goes on.
+        if let Err(e) = self.flush_access_log(true) {
+            tracing::warn!(error = %e, "writing the access logs at close failed; their last minute is lost");
+        }
         let tenants: Vec<Arc<Tenant>> = self
             .tenants
             .read()

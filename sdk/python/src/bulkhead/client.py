@@ -469,7 +469,8 @@ class TenantClient(_Connection):
     ) -> AccessLogPage:
         """A page of this tenant's access log: its data-plane calls by token,
         RPC and outcome, a minute at a time, oldest first (never their
-        content). Pass the page's ``next_cursor`` for the next one."""
+        content). Pass the page's ``next_cursor`` for the next one; a page
+        shorter than ``limit`` is the end for now."""
         request = points_service_pb2.AccessLogRequest(
             tenant=self._tenant, cursor=cursor or "", since_unix_ms=since_unix_ms, limit=limit
         )
@@ -586,7 +587,8 @@ class AccessLogEntry:
 @dataclass(frozen=True)
 class AccessLogPage:
     entries: List[AccessLogEntry]
-    #: None on the last page.
+    #: After the last entry (None for an empty page): pass it to read on,
+    #: now for the rest or later for what came since.
     next_cursor: Optional[str]
 
 
