@@ -167,7 +167,10 @@ impl Registry {
     ) -> Result<()> {
         // In time order, so that entries of one millisecond keep it.
         entries.sort_by_key(|e| (e.first_unix_ms, e.last_unix_ms));
-        let retention = self.config.access_log_retention_days * 24 * 3_600_000;
+        let retention = self
+            .config
+            .access_log_retention_days
+            .saturating_mul(24 * 3_600_000);
         let records: Vec<(AccessCursor, AccessRecord)> = entries
             .into_iter()
             .map(|e| {
