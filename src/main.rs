@@ -80,7 +80,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
         tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
         let admin_token = admin_token(&registry)?;
         let tls = config.tls.clone().map(ServerTls::load).transpose()?;
-        let reload = tls.clone().map(tls::reload_on_sighup).transpose()?;
+        let reload = tls::reload_on_sighup(tls.clone())?;
         if tls.is_none() && !config.listen.ip().is_loopback() {
             tracing::warn!(addr = %config.listen, "--insecure: serving plaintext beyond loopback; tokens and data cross the network in the clear");
         }
@@ -100,9 +100,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>
         let served =
             bulkhead::server::serve_with(registry, services, listener, shutdown_signal(), options)
                 .await;
-        if let Some(reload) = reload {
-            reload.abort();
-        }
+        reload.abort();
         if let Some(local) = local {
             tokio::task::spawn_blocking(move || local.stop()).await?;
         }

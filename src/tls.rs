@@ -199,11 +199,19 @@ pub(crate) fn incoming(
 }
 
 /// Reloads `tls` from its files on every SIGHUP, logging the outcome.
-pub fn reload_on_sighup(tls: Arc<ServerTls>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// Without TLS a SIGHUP is logged and otherwise ignored (its default
+/// action would stop the server).
+pub fn reload_on_sighup(
+    tls: Option<Arc<ServerTls>>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            let tls = Arc::clone(&tls);
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: no TLS certificate to reload");
+                continue;
+            };
+            let tls = Arc::clone(tls);
             match tokio::task::spawn_blocking(move || tls.reload()).await {
                 Ok(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
                 Ok(Err(e)) => {

@@ -384,6 +384,29 @@ async fn sighup_swaps_the_certificate_and_keeps_open_connections() {
     open.list_tenants().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_tls_leaves_the_server_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, log) = crate::common::serve(dir.path(), true);
+    signal(&child, "-HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|line| line.contains("no TLS certificate to reload"))
+    {
+        assert!(Instant::now() < deadline, "the SIGHUP was not logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the server"
+    );
+    let admin = AdminClient::connect(url, ADMIN).await.unwrap();
+    admin.list_tenants().await.unwrap();
+}
+
 /// The pids whose parent is `parent`.
 fn children_of(parent: u32) -> Vec<u32> {
     let mut children = Vec::new();
