@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use tokio::net::TcpListener;
 use tonic::{Code, Request, Response, Status};
@@ -60,7 +60,7 @@ impl Histogram {
     }
 
     /// Each bucket's own count: the encoder makes them cumulative.
-    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> std::fmt::Result {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
         let mut buckets: Vec<(f64, u64)> = BUCKETS.iter().copied().zip(self.buckets).collect();
         let bounded: u64 = self.buckets.iter().sum();
         buckets.push((f64::INFINITY, self.count - bounded));
@@ -75,7 +75,37 @@ struct Calls {
     latency: HashMap<&'static str, Histogram>,
 }
 
+/// Labels of a series: the tenant's, if any, then the rest.
+type Labels = Vec<(&'static str, String)>;
+
 impl Calls {
+    /// Its counts into `metric`, each series labelled `base`, rpc, code.
+    fn encode_counts(&self, metric: &mut MetricEncoder, base: &Labels) -> std::fmt::Result {
+        let mut counts: Vec<_> = self.counts.iter().collect();
+        counts.sort_by_key(|((rpc, code), _)| (*rpc, *code as i32));
+        for ((rpc, code), n) in counts {
+            let mut labels = base.clone();
+            labels.push(("rpc", rpc.to_string()));
+            labels.push(("code", code_name(*code).to_string()));
+            metric
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        }
+        Ok(())
+    }
+
+    /// Its latency histograms into `metric`, labelled `base`, rpc.
+    fn encode_latency(&self, metric: &mut MetricEncoder, base: &Labels) -> std::fmt::Result {
+        let mut latency: Vec<_> = self.latency.iter().collect();
+        latency.sort_by_key(|(rpc, _)| **rpc);
+        for (rpc, histogram) in latency {
+            let mut labels = base.clone();
+            labels.push(("rpc", rpc.to_string()));
+            histogram.encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
     fn record(&mut self, rpc: &'static str, code: Code, elapsed: Duration) {
         *self.counts.entry((rpc, code)).or_default() += 1;
         self.latency
@@ -173,24 +203,23 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything, now.
     pub fn render(&self, registry: &Registry) -> String {
-        let mut tenants = registry.list_tenants();
+        let all = registry.list_tenants();
         // Dropped tenants' series go; those of a `telemetry none` tenant
         // are kept (a contract may change back) but never shown.
         {
-            let live: std::collections::HashSet<u64> =
-                tenants.iter().map(|t| t.incarnation).collect();
+            let live: std::collections::HashSet<u64> = all.iter().map(|t| t.incarnation).collect();
             self.tenants.lock().retain(|key, _| live.contains(key));
         }
-        tenants.retain(|t| t.contract.telemetry != Telemetry::None);
+        let shown = all
+            .iter()
+            .filter(|t| t.contract.telemetry != Telemetry::None);
         let queue = self.queues.lock().clone();
         let depth = |key: u64| queue.as_ref().map_or(0, |f| f(key));
         let calls = self.tenants.lock().clone();
         let (open_shelves, shelves) = registry.shelves();
-        let all = registry.list_tenants();
         let snapshot = Snapshot {
             node: self.node.lock().clone(),
-            tenants: tenants
-                .iter()
+            tenants: shown
                 .map(|t| TenantRow {
                     name: t.name.clone(),
                     calls: calls.get(&t.incarnation).cloned().unwrap_or_default(),
@@ -297,28 +326,14 @@ impl prometheus_client::collector::Collector for Snapshot {
             None,
             MetricType::Counter,
         )?;
-        let mut counts: Vec<_> = self.node.counts.iter().collect();
-        counts.sort_by_key(|((rpc, code), _)| (*rpc, *code as i32));
-        for ((rpc, code), n) in counts {
-            let labels = [
-                ("rpc", rpc.to_string()),
-                ("code", code_name(*code).to_string()),
-            ];
-            metric
-                .encode_family(&labels)?
-                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
-        }
+        self.node.encode_counts(&mut metric, &Vec::new())?;
         let mut metric = encoder.encode_descriptor(
             "bulkhead_request_duration_seconds",
             "Data-plane call latency by RPC, every tenant together.",
             None,
             MetricType::Histogram,
         )?;
-        let mut latency: Vec<_> = self.node.latency.iter().collect();
-        latency.sort_by_key(|(rpc, _)| **rpc);
-        for (rpc, histogram) in latency {
-            histogram.encode(metric.encode_family(&[("rpc", rpc.to_string())])?)?;
-        }
+        self.node.encode_latency(&mut metric, &Vec::new())?;
         let mut metric = encoder.encode_descriptor(
             "bulkhead_tenant_requests",
             "A tenant's data-plane calls by RPC and gRPC code (RESOURCE_EXHAUSTED: a quota or queue limit refused it).",
@@ -326,18 +341,8 @@ impl prometheus_client::collector::Collector for Snapshot {
             MetricType::Counter,
         )?;
         for tenant in &self.tenants {
-            let mut counts: Vec<_> = tenant.calls.counts.iter().collect();
-            counts.sort_by_key(|((rpc, code), _)| (*rpc, *code as i32));
-            for ((rpc, code), n) in counts {
-                let labels = [
-                    ("tenant", tenant.name.clone()),
-                    ("rpc", rpc.to_string()),
-                    ("code", code_name(*code).to_string()),
-                ];
-                metric
-                    .encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
-            }
+            let labels = vec![("tenant", tenant.name.clone())];
+            tenant.calls.encode_counts(&mut metric, &labels)?;
         }
         let mut metric = encoder.encode_descriptor(
             "bulkhead_tenant_request_duration_seconds",
@@ -346,12 +351,8 @@ impl prometheus_client::collector::Collector for Snapshot {
             MetricType::Histogram,
         )?;
         for tenant in &self.tenants {
-            let mut latency: Vec<_> = tenant.calls.latency.iter().collect();
-            latency.sort_by_key(|(rpc, _)| **rpc);
-            for (rpc, histogram) in latency {
-                let labels = [("tenant", tenant.name.clone()), ("rpc", rpc.to_string())];
-                histogram.encode(metric.encode_family(&labels)?)?;
-            }
+            let labels = vec![("tenant", tenant.name.clone())];
+            tenant.calls.encode_latency(&mut metric, &labels)?;
         }
         let by_tenant = |value: fn(&TenantRow) -> u64| {
             self.tenants

@@ -41,8 +41,8 @@ pub enum PointWrite {
 /// content of a call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRecord {
-    /// The first and the last call the record counts.
-    pub time_unix_ms: u64,
+    /// The first and the last call the record counts (Unix ms).
+    pub first_unix_ms: u64,
     pub last_unix_ms: u64,
     pub token_id: String,
     pub rpc: String,

@@ -311,6 +311,15 @@ fn a_key_file_other_users_may_read_is_refused() {
     assert!(message.contains("chmod 600"), "{message}");
 }
 
+/// Waits (at most 20 s) for a line of `log` that holds `needle`.
+fn wait_for_log(log: &crate::common::Log, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.lock().unwrap().iter().any(|line| line.contains(needle)) {
+        assert!(Instant::now() < deadline, "no log line says {needle:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn signal(child: &Running, name: &str) {
     let status = Command::new("kill")
         .args([name, &child.id().to_string()])
@@ -367,19 +376,7 @@ async fn sighup_swaps_the_certificate_and_keeps_open_connections() {
     // A reload that fails keeps the certificate in use.
     fs_err::write(&cert, "not a certificate").unwrap();
     signal(&child, "-HUP");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|line| line.contains("TLS certificate not reloaded"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the failed reload was not logged"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_log(&log, "TLS certificate not reloaded");
     assert_eq!(list_over(&url, &trusts_after).await, Ok(0));
     open.list_tenants().await.unwrap();
 }
@@ -389,16 +386,7 @@ async fn sighup_without_tls_leaves_the_server_serving() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url, log) = crate::common::serve(dir.path(), true);
     signal(&child, "-HUP");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|line| line.contains("no TLS certificate to reload"))
-    {
-        assert!(Instant::now() < deadline, "the SIGHUP was not logged");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_log(&log, "no TLS certificate to reload");
     assert!(
         child.try_wait().unwrap().is_none(),
         "SIGHUP stopped the server"

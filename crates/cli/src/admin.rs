@@ -98,14 +98,8 @@ enum TenantCommand {
     /// outcome, a minute at a time, oldest first.
     AccessLog {
         name: String,
-        /// Entries from this time on (Unix milliseconds).
-        #[arg(long, default_value_t = 0)]
-        since_ms: u64,
-        /// The previous page's next cursor.
-        #[arg(long)]
-        cursor: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
+        #[command(flatten)]
+        page: super::AccessLogPage,
     },
     /// Replace a tenant's quotas (an unset one becomes unlimited).
     Quotas {
@@ -564,14 +558,9 @@ impl AdminArgs {
                     models.iter().for_each(|m| println!("{}", model_line(m)));
                 }
             }
-            AdminCommand::Tenant(TenantCommand::AccessLog {
-                name,
-                since_ms,
-                cursor,
-                limit,
-            }) => {
+            AdminCommand::Tenant(TenantCommand::AccessLog { name, page }) => {
                 let page = admin
-                    .access_log(&name, cursor.as_deref(), since_ms, limit)
+                    .access_log(&name, page.cursor.as_deref(), page.since_ms, page.limit)
                     .await?;
                 super::print_access_log(json, &page.entries, &page.next_cursor);
             }

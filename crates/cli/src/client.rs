@@ -64,16 +64,7 @@ enum ClientCommand {
     Lineage,
     /// This tenant's access log: its calls by token, RPC and outcome, a
     /// minute at a time, oldest first.
-    AccessLog {
-        /// Entries from this time on (Unix milliseconds).
-        #[arg(long, default_value_t = 0)]
-        since_ms: u64,
-        /// The previous page's next cursor.
-        #[arg(long)]
-        cursor: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
+    AccessLog(super::AccessLogPage),
     /// Points by id.
     Get {
         #[arg(required = true)]
@@ -269,13 +260,9 @@ impl ClientArgs {
                     }
                 }
             }
-            ClientCommand::AccessLog {
-                since_ms,
-                cursor,
-                limit,
-            } => {
+            ClientCommand::AccessLog(page) => {
                 let page = client
-                    .access_log(cursor.as_deref(), since_ms, limit)
+                    .access_log(page.cursor.as_deref(), page.since_ms, page.limit)
                     .await?;
                 super::print_access_log(json, &page.entries, &page.next_cursor);
             }

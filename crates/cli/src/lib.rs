@@ -75,6 +75,19 @@ pub fn block_on(f: impl std::future::Future<Output = CliResult>) -> CliResult {
         .block_on(f)
 }
 
+/// Which page of an access log to read (admin and client alike).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessLogPage {
+    /// Entries from this time on (Unix milliseconds).
+    #[arg(long, default_value_t = 0)]
+    since_ms: u64,
+    /// The previous page's next cursor.
+    #[arg(long)]
+    cursor: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+}
+
 /// Prints a page of an access log: JSON, or one tab-separated line per
 /// entry (first call, last call, token id, RPC, code, calls, items).
 fn print_access_log(

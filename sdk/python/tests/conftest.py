@@ -9,6 +9,7 @@ import os
 import subprocess
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, List
@@ -34,17 +35,17 @@ class Server:
     log: List[str]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextmanager
+def running_server(args: List[str]) -> Iterator[Server]:
+    """`bulkhead serve` on 127.0.0.1:0 with `args`, until the block ends."""
     binary = _binary()
     if not binary.exists():
         pytest.fail(f"{binary} is missing: build it with `make test` or `cargo build --release --workspace`")
-    data = tmp_path_factory.mktemp("bulkhead-data")
     env = dict(os.environ, BULKHEAD_ADMIN_TOKEN=ADMIN_TOKEN, RUST_LOG="info")
     for var in ("BULKHEAD_CONFIG", "BULKHEAD_EMBEDDERS", "BULKHEAD_NO_LOCAL_EMBEDDER"):
         env.pop(var, None)
     child = subprocess.Popen(
-        [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data)],
+        [str(binary), "serve", "--listen", "127.0.0.1:0", *args],
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -75,6 +76,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             child.wait(timeout=30)
         except subprocess.TimeoutExpired:
             child.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("bulkhead-data")
+    with running_server(["--data-dir", str(data)]) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -4,18 +4,15 @@ and --tls-client-ca."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import threading
 import uuid
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Iterator, Tuple
 
 import pytest
 import trustme
 
 from bulkhead import AdminClient, Point, TenantClient, Unavailable
-from conftest import ADMIN_TOKEN, READY, _binary
+from conftest import ADMIN_TOKEN, running_server
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
@@ -33,35 +30,12 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, 
     cert = _write(dir / "server.pem", b"".join(b.bytes() for b in leaf.cert_chain_pems))
     key = _write(dir / "server.key", leaf.private_key_pem.bytes(), 0o600)
     client_ca = _write(dir / "clients-ca.pem", clients.cert_pem.bytes())
-    env = dict(os.environ, BULKHEAD_ADMIN_TOKEN=ADMIN_TOKEN, RUST_LOG="info")
-    child = subprocess.Popen(
-        [
-            str(_binary()), "serve", "--listen", "127.0.0.1:0",
-            "--data-dir", str(dir / "data"), "--no-local-embedder",
-            "--tls-cert", str(cert), "--tls-key", str(key), "--tls-client-ca", str(client_ca),
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    log: List[str] = []
-    addr = None
-    assert child.stderr is not None
-    for line in child.stderr:
-        log.append(line.rstrip())
-        if READY in line and "addr=" in line:
-            addr = line.split("addr=", 1)[1].split()[0]
-            break
-    if addr is None:
-        child.kill()
-        pytest.fail("the TLS server exited before serving:\n" + "\n".join(log[-30:]))
-    threading.Thread(target=lambda: [log.append(l) for l in child.stderr], daemon=True).start()
-    try:
-        yield addr, ca, clients, dir
-    finally:
-        child.terminate()
-        child.wait(timeout=30)
+    args = [
+        "--data-dir", str(dir / "data"), "--no-local-embedder",
+        "--tls-cert", str(cert), "--tls-key", str(key), "--tls-client-ca", str(client_ca),
+    ]
+    with running_server(args) as running:
+        yield running.addr, ca, clients, dir
 
 
 def test_round_trip_over_mutual_tls(tls_server) -> None:

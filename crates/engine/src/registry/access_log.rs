@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bulkhead_storage::{AccessCursor, AccessRecord};
+use bulkhead_storage::AccessCursor;
 use parking_lot::Mutex;
 
 use super::entry::TenantEntry;
@@ -23,21 +23,11 @@ pub const ACCESS_WINDOW_MS: u64 = 60_000;
 /// Most entries one read returns.
 pub const MAX_ACCESS_PAGE: usize = 1_000;
 
-/// One entry of a tenant's access log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessEntry {
-    /// The first and last call the entry counts.
-    pub first_unix_ms: u64,
-    pub last_unix_ms: u64,
-    /// The id of the token the calls presented (`bht_<id>_...`).
-    pub token_id: String,
-    pub rpc: String,
-    /// The gRPC code of their outcome ("OK", "INVALID_ARGUMENT", ...).
-    pub code: String,
-    pub calls: u64,
-    /// Points, hits, ids or texts the calls touched.
-    pub items: u64,
-}
+/// One entry of a tenant's access log: calls of one token (`token_id`,
+/// the 16 hex digits of `bht_<id>_...`) to one RPC with one outcome within
+/// a window, with the points, hits, ids or texts they touched. Stored as
+/// it is.
+pub use bulkhead_storage::AccessRecord as AccessEntry;
 
 /// A page of the log and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,20 +161,11 @@ impl Registry {
             .config
             .access_log_retention_days
             .saturating_mul(24 * 3_600_000);
-        let records: Vec<(AccessCursor, AccessRecord)> = entries
+        let records: Vec<(AccessCursor, AccessEntry)> = entries
             .into_iter()
             .map(|e| {
                 let seq = self.access_log.sequence.fetch_add(1, Ordering::Relaxed);
-                let record = AccessRecord {
-                    time_unix_ms: e.first_unix_ms,
-                    last_unix_ms: e.last_unix_ms,
-                    token_id: e.token_id,
-                    rpc: e.rpc,
-                    code: e.code,
-                    calls: e.calls,
-                    items: e.items,
-                };
-                ((e.first_unix_ms, seq), record)
+                ((e.first_unix_ms, seq), e)
             })
             .collect();
         let store = self.storage.open_tenant(&entry.record)?;
@@ -243,18 +224,7 @@ impl Registry {
         // the end keeps it and asks again later for what came since.
         let next = page.last().map(|(at, _)| *at);
         Ok(AccessPage {
-            entries: page
-                .into_iter()
-                .map(|(_, r)| AccessEntry {
-                    first_unix_ms: r.time_unix_ms,
-                    last_unix_ms: r.last_unix_ms,
-                    token_id: r.token_id,
-                    rpc: r.rpc,
-                    code: r.code,
-                    calls: r.calls,
-                    items: r.items,
-                })
-                .collect(),
+            entries: page.into_iter().map(|(_, entry)| entry).collect(),
             next,
         })
     }
